@@ -1,0 +1,298 @@
+// Package e2e holds end-to-end tests: they build the real lbserver binary,
+// start it (and nginx, pm2, ... in other files) on loopback ports, wait for
+// readiness by polling, and kill every process they started, even on failure.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binPath is the lbserver binary under test, built once by TestMain.
+var binPath string
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	if p := os.Getenv("LBSERVER_BIN"); p != "" {
+		binPath = p
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "lbserver-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binPath = filepath.Join(dir, "lbserver")
+	if err := buildBinary(binPath); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+// buildBinary compiles ./cmd/lbserver to out.
+func buildBinary(out string) error {
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/lbserver")
+	cmd.Dir = repoRoot()
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %w\n%s", err, b)
+	}
+	return nil
+}
+
+// repoRoot is the module root (the parent of this e2e folder).
+func repoRoot() string {
+	wd, _ := os.Getwd()
+	return filepath.Dir(wd)
+}
+
+// requireTool returns the path of a tool, or skips the test when it is
+// missing — except under CI=true, where a missing tool is a failure.
+func requireTool(tb testing.TB, name string) string {
+	tb.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	if os.Getenv("CI") == "true" {
+		tb.Fatalf("%s is not installed; CI must install it (make test does)", name)
+	}
+	tb.Skipf("%s is not installed (make test installs it)", name)
+	return ""
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and many readers.
+type syncBuffer struct {
+	mu  sync.Mutex // guards buf
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Proc is a started process (and its process group).
+type Proc struct {
+	Cmd    *exec.Cmd
+	Output *syncBuffer // stdout and stderr together
+	done   chan struct{}
+	err    error // set before done is closed
+}
+
+// Pid is the process id.
+func (p *Proc) Pid() int { return p.Cmd.Process.Pid }
+
+// Done is closed when the process has exited.
+func (p *Proc) Done() <-chan struct{} { return p.done }
+
+// Err is the process's exit error; valid after Done.
+func (p *Proc) Err() error { <-p.done; return p.err }
+
+// Wait waits up to d for the process to exit and reports whether it did.
+func (p *Proc) Wait(d time.Duration) bool {
+	select {
+	case <-p.done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// Signal sends sig to the process (not its group).
+func (p *Proc) Signal(sig syscall.Signal) error { return p.Cmd.Process.Signal(sig) }
+
+// StartLB starts the lbserver binary with args.
+func StartLB(tb testing.TB, args ...string) *Proc {
+	tb.Helper()
+	return StartCmd(tb, exec.Command(binPath, args...))
+}
+
+// StartCmd starts cmd in a process group of its own and registers a cleanup
+// that SIGKILLs the whole group and waits for the leader. On failure the
+// process output is logged.
+func StartCmd(tb testing.TB, cmd *exec.Cmd) *Proc {
+	tb.Helper()
+	p := &Proc{Cmd: cmd, Output: &syncBuffer{}, done: make(chan struct{})}
+	if cmd.Stdout == nil {
+		cmd.Stdout = p.Output
+	}
+	if cmd.Stderr == nil {
+		cmd.Stderr = p.Output
+	}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("start %s: %v", cmd.Path, err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	pgid := cmd.Process.Pid
+	tb.Cleanup(func() {
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		<-p.done
+		if tb.Failed() {
+			tb.Logf("output of %s:\n%s", strings.Join(cmd.Args, " "), p.Output.String())
+		}
+	})
+	return p
+}
+
+// Resp is an HTTP answer read whole.
+type Resp struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// client has no keep-alive so that each request is a new connection unless a
+// test builds its own client.
+var client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
+// Get fetches url and reads the whole body.
+func Get(url string) (Resp, error) {
+	return Do(client, url)
+}
+
+// Do fetches url with c and reads the whole body.
+func Do(c *http.Client, url string) (Resp, error) {
+	r, err := c.Get(url)
+	if err != nil {
+		return Resp{}, err
+	}
+	defer r.Body.Close()
+	b, err := io.ReadAll(r.Body)
+	return Resp{Status: r.StatusCode, Header: r.Header, Body: b}, err
+}
+
+// MustGet is Get that fails the test on a transport error.
+func MustGet(tb testing.TB, url string) Resp {
+	tb.Helper()
+	r, err := Get(url)
+	if err != nil {
+		tb.Fatalf("GET %s: %v", url, err)
+	}
+	return r
+}
+
+// WaitHTTP polls url until it answers 200, the process exits, or timeout.
+// p may be nil.
+func WaitHTTP(tb testing.TB, p *Proc, url string, timeout time.Duration) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var last string
+	for {
+		r, err := Get(url)
+		if err == nil && r.Status == http.StatusOK {
+			return
+		}
+		if err != nil {
+			last = err.Error()
+		} else {
+			last = "status " + strconv.Itoa(r.Status)
+		}
+		var done <-chan struct{}
+		if p != nil {
+			done = p.Done()
+		}
+		select {
+		case <-done:
+			tb.Fatalf("process exited (%v) before %s answered; output:\n%s", p.err, url, p.Output.String())
+		case <-ctx.Done():
+			tb.Fatalf("%s did not answer 200 within %s (last: %s)", url, timeout, last)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Eventually polls cond every 20ms until it returns true or timeout passes.
+func Eventually(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ChildPids lists the pids whose parent is ppid (from /proc).
+func ChildPids(ppid int) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// stat: pid (comm) state ppid ...; comm may hold spaces, so cut after ')'.
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) > 2 && f[0] != "Z" {
+			if pp, _ := strconv.Atoi(f[1]); pp == ppid {
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
+}
+
+// Alive reports whether pid exists and is not a zombie.
+func Alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && !strings.HasPrefix(strings.TrimSpace(s[i+1:]), "Z")
+}

@@ -1,0 +1,3 @@
+module github.com/lbserver/lbserver
+
+go 1.26.8

@@ -1,0 +1,274 @@
+// Package config turns lbserver's command line and environment into a
+// validated Config. It knows nothing of HTTP or processes: it is pure, so the
+// command-line parser can be unit-tested, fuzzed and used by `--check`.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Mode is how lbserver runs: one process, or a master with workers.
+type Mode string
+
+// The two modes. Parsing is case-insensitive; the canonical spelling is upper case.
+const (
+	ModeFork    Mode = "FORK"
+	ModeCluster Mode = "CLUSTER"
+)
+
+// Defaults, documented in --help.
+const (
+	DefaultPort         = 8080
+	DefaultMaxCant      = 1_000_000_000
+	DefaultCant         = 100_000_000
+	DefaultDrainTimeout = 10 * time.Second
+	DefaultQueue        = 64
+)
+
+// ErrHelp is returned when --help was asked for; the usage was already written.
+var ErrHelp = flag.ErrHelp
+
+// UsageError is a bad command line: wrong flag, bad value. main exits 2 for it.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+// Config is everything a run of lbserver needs to know, with defaults filled in.
+type Config struct {
+	Host    string // address to bind; "" means all interfaces
+	Port    int    // 1..65535
+	Mode    Mode
+	Workers int // CLUSTER workers; FORK ignores it unless Watch
+
+	MaxCant      int64         // largest cant /api/randoms accepts
+	DefaultCant  int64         // cant when the query has none
+	DrainTimeout time.Duration // how long in-flight requests get on shutdown
+	ComputeSlots int           // heavy requests computing at once (per process)
+	Queue        int           // heavy requests waiting for a slot before 503
+
+	ReusePort bool     // FORK: bind with SO_REUSEPORT so several instances share a port
+	Watch     bool     // supervise and replace the worker(s) when the executable changes
+	WatchDirs []string // extra folders whose changes trigger Build then a reload
+	Build     string   // shell command run before a reload triggered by WatchDirs
+
+	MasterMetrics string // CLUSTER: address where the master serves its own /metrics ("" = off)
+
+	Check   bool // validate, print the configuration, exit
+	Version bool // print the build version, exit
+	Args    []string
+}
+
+// Addr is the host:port to bind.
+func (c Config) Addr() string {
+	return netJoin(c.Host, c.Port)
+}
+
+func netJoin(host string, port int) string {
+	if strings.Contains(host, ":") && !strings.HasPrefix(host, "[") {
+		host = "[" + host + "]"
+	}
+	return host + ":" + strconv.Itoa(port)
+}
+
+// ParseMode accepts FORK or CLUSTER in any case.
+func ParseMode(s string) (Mode, error) {
+	switch strings.ToUpper(strings.TrimSpace(s)) {
+	case "FORK":
+		return ModeFork, nil
+	case "CLUSTER":
+		return ModeCluster, nil
+	}
+	return "", &UsageError{fmt.Sprintf("invalid mode %q: valid modes are FORK and CLUSTER (any case)", s)}
+}
+
+// ParsePort accepts a whole number from 1 to 65535.
+func ParsePort(s string) (int, error) {
+	p, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || p < 1 || p > 65535 {
+		return 0, &UsageError{fmt.Sprintf("invalid port %q: valid ports are whole numbers from 1 to 65535", s)}
+	}
+	return p, nil
+}
+
+type listFlag struct{ v *[]string }
+
+func (l listFlag) String() string {
+	if l.v == nil {
+		return ""
+	}
+	return strings.Join(*l.v, ",")
+}
+func (l listFlag) Set(s string) error { *l.v = append(*l.v, s); return nil }
+
+// Parse reads args (without the program name) and the environment through
+// getenv. Flags win over the environment (PORT, MODE). Help text goes to out.
+// A bad command line returns a *UsageError whose message is one line that
+// names the problem and the valid values.
+func Parse(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	c := Config{
+		Port:         DefaultPort,
+		Mode:         ModeFork,
+		Workers:      DefaultWorkers(),
+		MaxCant:      DefaultMaxCant,
+		DefaultCant:  DefaultCant,
+		DrainTimeout: DefaultDrainTimeout,
+		ComputeSlots: 1,
+		Queue:        DefaultQueue,
+		Args:         append([]string(nil), args...),
+	}
+	portStr := strconv.Itoa(DefaultPort)
+	if v := getenv("PORT"); v != "" {
+		portStr = v
+	}
+	modeStr := string(ModeFork)
+	if v := getenv("MODE"); v != "" {
+		modeStr = v
+	}
+
+	fs := flag.NewFlagSet("lbserver", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	for _, name := range []string{"port", "p"} {
+		fs.StringVar(&portStr, name, portStr, "TCP port to listen on, 1-65535 (env PORT)")
+	}
+	for _, name := range []string{"mode", "m", "modo"} {
+		fs.StringVar(&modeStr, name, modeStr, "FORK (one process) or CLUSTER (master + workers), any case (env MODE)")
+	}
+	fs.IntVar(&c.Workers, "workers", c.Workers, "number of CLUSTER workers (default: CPUs this process may use)")
+	fs.StringVar(&c.Host, "host", "", "address to bind (default: all interfaces)")
+	fs.Int64Var(&c.MaxCant, "max-cant", c.MaxCant, "largest cant accepted by /api/randoms")
+	fs.Int64Var(&c.DefaultCant, "default-cant", c.DefaultCant, "cant used by /api/randoms when none is given")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "time in-flight requests get to finish on shutdown")
+	fs.IntVar(&c.ComputeSlots, "compute-slots", c.ComputeSlots, "heavy /api/randoms requests computing at once per process (each uses every core)")
+	fs.IntVar(&c.Queue, "queue", c.Queue, "heavy requests waiting for a compute slot before 503 Retry-After")
+	fs.BoolVar(&c.ReusePort, "reuseport", false, "bind with SO_REUSEPORT so several instances (PM2 -i N) share one port")
+	fs.BoolVar(&c.Watch, "watch", false, "replace the worker(s) with no failed request when the executable changes")
+	fs.Var(listFlag{&c.WatchDirs}, "watch-dir", "with --watch: also watch this folder (repeatable); changes run --build, then reload")
+	fs.StringVar(&c.Build, "build", "", "with --watch-dir: shell command that rebuilds the executable")
+	fs.StringVar(&c.MasterMetrics, "master-metrics", "", "CLUSTER/--watch: address (e.g. 127.0.0.1:9100) where the master serves its own /metrics")
+	fs.BoolVar(&c.Check, "check", false, "validate the configuration, print it and exit (like nginx -t)")
+	fs.BoolVar(&c.Version, "version", false, "print the build version and exit")
+
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			writeUsage(out, fs)
+			return c, ErrHelp
+		}
+		return c, &UsageError{oneLine(err.Error()) + " (see lbserver --help)"}
+	}
+	if fs.NArg() > 0 {
+		return c, &UsageError{fmt.Sprintf("unexpected argument %q: lbserver takes only flags (see lbserver --help)", fs.Arg(0))}
+	}
+	var err error
+	if c.Port, err = ParsePort(portStr); err != nil {
+		return c, err
+	}
+	if c.Mode, err = ParseMode(modeStr); err != nil {
+		return c, err
+	}
+	switch {
+	case c.Workers < 1 || c.Workers > 1024:
+		return c, &UsageError{fmt.Sprintf("invalid --workers %d: valid values are 1 to 1024", c.Workers)}
+	case c.MaxCant < 1:
+		return c, &UsageError{fmt.Sprintf("invalid --max-cant %d: must be at least 1", c.MaxCant)}
+	case c.DefaultCant < 1 || c.DefaultCant > c.MaxCant:
+		return c, &UsageError{fmt.Sprintf("invalid --default-cant %d: valid values are 1 to --max-cant (%d)", c.DefaultCant, c.MaxCant)}
+	case c.DrainTimeout < 0:
+		return c, &UsageError{fmt.Sprintf("invalid --drain-timeout %s: must not be negative", c.DrainTimeout)}
+	case c.ComputeSlots < 1:
+		return c, &UsageError{fmt.Sprintf("invalid --compute-slots %d: must be at least 1", c.ComputeSlots)}
+	case c.Queue < 0:
+		return c, &UsageError{fmt.Sprintf("invalid --queue %d: must be 0 or more", c.Queue)}
+	case c.Build != "" && len(c.WatchDirs) == 0:
+		return c, &UsageError{"--build needs --watch-dir: the command runs when a watched folder changes"}
+	case len(c.WatchDirs) > 0 && !c.Watch:
+		return c, &UsageError{"--watch-dir needs --watch"}
+	case c.ReusePort && c.Mode == ModeCluster:
+		return c, &UsageError{"--reuseport is for FORK instances; CLUSTER already shares its port between workers"}
+	}
+	return c, nil
+}
+
+// Supervised reports whether this configuration runs a master with workers.
+func (c Config) Supervised() bool { return c.Mode == ModeCluster || c.Watch }
+
+// WorkerCount is how many workers a master starts.
+func (c Config) WorkerCount() int {
+	if c.Mode == ModeCluster {
+		return c.Workers
+	}
+	return 1
+}
+
+// String is the one-line summary printed by --check and logged at start.
+func (c Config) String() string {
+	s := fmt.Sprintf("mode=%s addr=%s", c.Mode, c.Addr())
+	if c.Supervised() {
+		s += fmt.Sprintf(" workers=%d", c.WorkerCount())
+	}
+	s += fmt.Sprintf(" max-cant=%d default-cant=%d drain-timeout=%s compute-slots=%d queue=%d",
+		c.MaxCant, c.DefaultCant, c.DrainTimeout, c.ComputeSlots, c.Queue)
+	if c.ReusePort {
+		s += " reuseport"
+	}
+	if c.Watch {
+		s += " watch"
+		for _, d := range c.WatchDirs {
+			s += " watch-dir=" + d
+		}
+		if c.Build != "" {
+			s += " build=" + strconv.Quote(c.Build)
+		}
+	}
+	return s
+}
+
+// DefaultWorkers is the number of CPUs this process may use.
+func DefaultWorkers() int {
+	return runtime.GOMAXPROCS(0)
+}
+
+func oneLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+func writeUsage(out io.Writer, fs *flag.FlagSet) {
+	fmt.Fprint(out, `lbserver: an HTTP server built to be load-balanced.
+
+Usage:
+  lbserver [--port N] [--mode FORK|CLUSTER] [flags]
+
+Examples:
+  lbserver --port 8080 --mode FORK
+  lbserver --port 8081 --mode CLUSTER --workers 2
+  lbserver --port 8082 --reuseport        # several instances on one port (PM2 -i N)
+  lbserver --port 8081 --mode CLUSTER --watch   # rolling reload when the binary changes
+
+Flags (-flag and --flag are the same; -p = --port, -m = --mode = --modo):
+`)
+	seen := map[string]bool{"p": true, "m": true, "modo": true}
+	fs.VisitAll(func(f *flag.Flag) {
+		if seen[f.Name] {
+			return
+		}
+		def := ""
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+			def = " (default " + f.DefValue + ")"
+		}
+		fmt.Fprintf(out, "  --%-16s %s%s\n", f.Name, f.Usage, def)
+	})
+	fmt.Fprint(out, `
+Signals: SIGINT/SIGTERM drain and exit 0 (a second one forces exit);
+SIGHUP to a CLUSTER or --watch master replaces the workers one by one.
+Routes: / /info /api/info /api/randoms?cant=N /healthz /metrics /balance
+`)
+}
