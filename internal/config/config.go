@@ -59,6 +59,7 @@ type Config struct {
 	Build     string   // shell command run before a reload triggered by WatchDirs
 
 	MasterMetrics string // CLUSTER: address where the master serves its own /metrics ("" = off)
+	SharedSocket  bool   // CLUSTER: one accept queue for all workers instead of one SO_REUSEPORT socket each
 
 	Check   bool // validate, print the configuration, exit
 	Version bool // print the build version, exit
@@ -152,6 +153,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	fs.Var(listFlag{&c.WatchDirs}, "watch-dir", "with --watch: also watch this folder (repeatable); changes run --build, then reload")
 	fs.StringVar(&c.Build, "build", "", "with --watch-dir: shell command that rebuilds the executable")
 	fs.StringVar(&c.MasterMetrics, "master-metrics", "", "CLUSTER/--watch: address (e.g. 127.0.0.1:9100) where the master serves its own /metrics")
+	fs.BoolVar(&c.SharedSocket, "shared-socket", false, "CLUSTER: one accept queue shared by all workers instead of one SO_REUSEPORT socket per worker (for comparison)")
 	fs.BoolVar(&c.Check, "check", false, "validate the configuration, print it and exit (like nginx -t)")
 	fs.BoolVar(&c.Version, "version", false, "print the build version and exit")
 
@@ -216,6 +218,9 @@ func (c Config) String() string {
 		c.MaxCant, c.DefaultCant, c.DrainTimeout, c.ComputeSlots, c.Queue)
 	if c.ReusePort {
 		s += " reuseport"
+	}
+	if c.SharedSocket {
+		s += " shared-socket"
 	}
 	if c.Watch {
 		s += " watch"
