@@ -40,7 +40,8 @@ func TestQuickReport(t *testing.T) {
 		`\| FORK \| /api/randoms\?cant=1000000 \(heavy\) \| ([0-9.]+) \|`,
 		`\| FORK \| /api/randoms \(default, 100,000,000\) \| ([0-9.]+) \|`,
 		`\| lbserver /api/info \| ([0-9.]+) \|`,
-		`\| trivial net/http JSON \| ([0-9.]+) \|`,
+		`\| trivial handler, same document \| ([0-9.]+) \|`,
+		`\| trivial handler, minimal [^|]* \| ([0-9.]+) \|`,
 		`\| FORK \| one lbserver process \(--mode FORK\) \| 1 \| ([0-9.]+) MiB \|`,
 	} {
 		m := regexp.MustCompile(re).FindSubmatch(md)

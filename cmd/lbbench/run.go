@@ -428,15 +428,15 @@ func timeReplacement(ctx context.Context, master int, base string) (time.Duratio
 	return 0, failed, errNoReplacement
 }
 
-// compareResult is /api/info against a trivial net/http JSON handler, each
+// compareResult is /api/info against trivial net/http JSON handlers, each
 // loaded the same way, one after the other.
 type compareResult struct {
-	Info, Trivial loadResult
+	Info, Naive, Minimal loadResult
 }
 
 func compareTrivial(ctx context.Context, infoURL string, load loader, p plan) (compareResult, error) {
 	var c compareResult
-	srv, url, err := startTrivial()
+	srv, naiveURL, minimalURL, err := startTrivial()
 	if err != nil {
 		return c, err
 	}
@@ -444,7 +444,7 @@ func compareTrivial(ctx context.Context, infoURL string, load loader, p plan) (c
 	for _, t := range []struct {
 		url string
 		dst *loadResult
-	}{{infoURL, &c.Info}, {url, &c.Trivial}} {
+	}{{infoURL, &c.Info}, {naiveURL, &c.Naive}, {minimalURL, &c.Minimal}} {
 		if _, err := goLoad(ctx, t.url, p.lightConns, p.warm); err != nil {
 			return c, err
 		}

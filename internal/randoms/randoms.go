@@ -73,12 +73,22 @@ var (
 )
 
 // Count draws total numbers using up to parallelism goroutines (0 means
-// GOMAXPROCS) seeded from the OS, and returns the merged counts. It returns
+// DefaultParallelism) seeded from the OS, and returns the merged counts. It returns
 // ctx.Err() soon after ctx is cancelled.
 func Count(ctx context.Context, total int64, parallelism int) (*Counts, error) {
 	var seed [8]byte
 	_, _ = crand.Read(seed[:]) // never fails on Linux (crypto/rand panics or blocks otherwise)
 	return CountSeeded(ctx, total, parallelism, binary.LittleEndian.Uint64(seed[:]))
+}
+
+// DefaultParallelism is the number of goroutines Count uses when asked for
+// 0: one per CPU this process may run on (GOMAXPROCS, but never more than
+// runtime.NumCPU). A server that runs with GOMAXPROCS above NumCPU thus keeps
+// a P free of computing, whose thread waits in the network poller: light
+// requests are then noticed at once instead of at the runtime's next
+// forced network poll (every 10 ms while every P is busy).
+func DefaultParallelism() int {
+	return max(1, min(runtime.GOMAXPROCS(0), runtime.NumCPU()))
 }
 
 // CountSeeded is Count with a fixed seed, for reproducible tests. The result
@@ -88,7 +98,7 @@ func CountSeeded(ctx context.Context, total int64, parallelism int, seed uint64)
 		total = 0
 	}
 	if parallelism <= 0 {
-		parallelism = runtime.GOMAXPROCS(0)
+		parallelism = DefaultParallelism()
 	}
 	if int64(parallelism) > total/minPerWorker+1 {
 		parallelism = int(total/minPerWorker + 1)

@@ -357,3 +357,17 @@ func BenchmarkFillWords(b *testing.B) {
 	}
 	reportPerNumber(b, benchTotal, 1)
 }
+
+// With a spare P (GOMAXPROCS above the CPU count), the default parallelism
+// stays at one goroutine per CPU, so one P is left for the network.
+func TestDefaultParallelismLeavesSpareP(t *testing.T) {
+	prev := runtime.GOMAXPROCS(runtime.NumCPU() + 1)
+	defer runtime.GOMAXPROCS(prev)
+	if got, want := DefaultParallelism(), runtime.NumCPU(); got != want {
+		t.Errorf("with GOMAXPROCS %d: got %d, want %d", runtime.NumCPU()+1, got, want)
+	}
+	runtime.GOMAXPROCS(1)
+	if got := DefaultParallelism(); got != 1 {
+		t.Errorf("with GOMAXPROCS 1: got %d, want 1", got)
+	}
+}
