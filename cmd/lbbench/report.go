@@ -17,6 +17,7 @@ type report struct {
 	LoadTool, Nginx          string
 	Command                  string
 	Quick, Namespaced        bool
+	LoadBefore, LoadAfter    string // /proc/loadavg: other work on the machine
 	Plan                     plan
 	Kernel                   kernelResult
 	Configs                  []configResult
@@ -33,6 +34,7 @@ func newReport(o options) *report {
 		Command:    o.command,
 		Quick:      o.quick,
 		Namespaced: o.inside,
+		LoadBefore: loadAvg(),
 	}
 	var u syscall.Utsname
 	if syscall.Uname(&u) == nil {
@@ -50,6 +52,16 @@ func cstr(b []int8) string {
 		s.WriteByte(byte(c))
 	}
 	return s.String()
+}
+
+// loadAvg is the 1, 5 and 15-minute load averages.
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // cpuModel is the "model name" of /proc/cpuinfo.
@@ -126,10 +138,12 @@ func (r *report) markdown() string {
 	if r.Nginx != "" {
 		p("| nginx | %s |\n", strings.TrimPrefix(r.Nginx, "nginx version: "))
 	}
+	p("| Load average (1, 5, 15 min) | %s before the run, %s after |\n", r.LoadBefore, r.LoadAfter)
 	p("| Mode | %s: each route warmed up %v, then loaded %v; %d connections on /api/info, %d on the randoms routes |\n\n",
 		mode, r.Plan.warm, r.Plan.measure, r.Plan.lightConns, r.Plan.heavyConns)
 	p("Everything runs on this one machine: the servers, nginx and the load generator share the same %d cores, ", r.Cores)
-	p("so the figures compare configurations measured in the same run; they are not the capacity of a dedicated server.")
+	p("so the figures compare configurations measured in the same run; they are not the capacity of a dedicated server. ")
+	p("A load average well above 0 means other work shared the cores during the run.")
 	if r.Namespaced {
 		p(" The run used private network and pid namespaces, so the topologies used their shipped ports (80, 8080-8085).")
 	}
