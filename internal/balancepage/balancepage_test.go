@@ -85,6 +85,9 @@ func TestHandlerRejects(t *testing.T) {
 		if r.StatusCode != tc.want {
 			t.Errorf("%s %s: got %d, want %d", tc.method, tc.path, r.StatusCode, tc.want)
 		}
+		if got, b := r.Header.Get("Content-Type"), body(t, r); got != "application/json" || !strings.HasPrefix(b, `{"error":"`) {
+			t.Errorf("%s %s: got %s %q, want a JSON error", tc.method, tc.path, got, b)
+		}
 		if tc.want == http.StatusMethodNotAllowed && r.Header.Get("Allow") != "GET, HEAD" {
 			t.Errorf("%s %s: Allow got %q, want %q", tc.method, tc.path, r.Header.Get("Allow"), "GET, HEAD")
 		}
