@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -22,7 +23,14 @@ import (
 func browserStartCluster(t *testing.T, n int) (*Proc, string, int) {
 	t.Helper()
 	port := FreePort(t)
-	p := StartLB(t, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--mode", "CLUSTER", "--workers", strconv.Itoa(n))
+	args := []string{"--host", "127.0.0.1", "--port", strconv.Itoa(port)}
+	if v := os.Getenv("LBSERVER_E2E_PORT"); v != "" {
+		// make screenshots runs in a network namespace of its own (unshare -n),
+		// where the usual port is free and loopback is the only interface.
+		port, _ = strconv.Atoi(v)
+		args = []string{"--port", v}
+	}
+	p := StartLB(t, append(args, "--mode", "CLUSTER", "--workers", strconv.Itoa(n))...)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	WaitHTTP(t, p, base+"/healthz", 20*time.Second)
 	Eventually(t, 20*time.Second, fmt.Sprintf("%d workers", n), func() bool { return len(ChildPids(p.Pid())) == n })
@@ -233,10 +241,10 @@ func TestBrowserBalanceClusterKillAndReload(t *testing.T) {
 		return len(ps) == 2 && !slices.Contains(ps, old[0]) && !slices.Contains(ps, old[1])
 	})
 	// The page sees a new pid (one of the reloaded workers) answer.
-	Eventually(t, 30*time.Second, "a reloaded worker's pid on the page", func() bool {
-		for _, w := range snap().Pids {
-			pid, _ := strconv.Atoi(w.Pid)
-			if w.Count > 0 && !preReload[pid] {
+	Eventually(t, 30*time.Second, "a bar for a reloaded worker's pid", func() bool {
+		for _, b := range balanceBars(t, ctx, "pids") {
+			pid, _ := strconv.Atoi(b.Pid)
+			if b.Count != "0" && !preReload[pid] {
 				return true
 			}
 		}

@@ -157,7 +157,8 @@
         first: at, last: at, color: PALETTE[t.colorNext++ % PALETTE.length] };
       t.pids.set(key, w);
       if (state.run && state.run.tally === t) {
-        announce('New worker: pid ' + pid + (worker ? ' (worker ' + worker + ')' : '') + ' on port ' + port + '.');
+        announce((t.pids.size === 1 ? 'First answer: pid ' : 'New worker: pid ') + pid +
+          (worker ? ' (worker ' + worker + ')' : '') + ' on port ' + port + '.');
       }
     }
     w.count++;
