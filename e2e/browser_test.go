@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/lbserver/lbserver/internal/balancepage"
@@ -254,5 +255,25 @@ func TestBrowserBalancePagePhone(t *testing.T) {
 		t.Errorf("Start button height: got %.0f px, want at least 40", h)
 	}
 	browserScreenshot(t, ctx, "balance-phone")
+	browserNoErrors(t, ctx)
+
+	// The form fills from the query string and can start by itself; in dark
+	// mode (artifact only: look at it).
+	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	browserOpen(t, ctx, f.srv.URL+"/balance?path=/api/fail&rate=0&concurrency=2&limit=7&autostart=1", "#start")
+	var got balanceSnapshot
+	Eventually(t, 30*time.Second, "the autostarted run to finish", func() bool {
+		got = browserEval[balanceSnapshot](t, ctx, `window.lbBalance.snapshot()`)
+		return !got.Running && got.Done == 7
+	})
+	if got.HTTPErrors != 7 {
+		t.Errorf("autostart with path=/api/fail limit=7: got %v, want 7 HTTP errors", got)
+	}
+	browserNoHorizontalScroll(t, ctx)
+	browserScreenshot(t, ctx, "balance-phone-dark")
 	browserNoErrors(t, ctx)
 }
