@@ -137,7 +137,7 @@ func TestBrowserBalanceClusterMatchesServer(t *testing.T) {
 	browserOpen(t, ctx, base+"/balance", "#start")
 
 	const n = 600
-	s := balanceRun(t, ctx, "/api/randoms?cant=100000", 150, 8, n, 90*time.Second)
+	s := balanceRun(t, ctx, "/api/randoms?cant=100000", 0, 8, n, 90*time.Second)
 	if s.Sent != n || s.Done != n || s.OK != n || s.HTTPErrors != 0 || s.NetErrors != 0 || s.Unattributed != 0 {
 		t.Fatalf("got %v, want %d requests, all answered 200 with X-Server-Pid", s, n)
 	}

@@ -269,7 +269,7 @@
       var live = !!state.run && at - w.last < SILENT_MS;
       return {
         id: 'pid-' + w.key.replace('/', '-'), color: w.color,
-        name: 'pid ' + w.pid + (w.worker !== '' ? ' · worker ' + w.worker : '') + ' · port ' + w.port,
+        name: 'pid ' + w.pid + workerLabel(w.worker) + ' · port ' + w.port,
         badge: state.run ? (live ? 'live' : 'silent') : '',
         attrs: { pid: w.pid, port: w.port, worker: w.worker, count: w.count, state: live ? 'live' : (state.run ? 'silent' : 'stopped') },
         count: w.count
@@ -277,6 +277,12 @@
     });
     drawTimeline(t, at);
     flushAnnouncements();
+  }
+
+  // workerLabel names X-Worker-Id: 0 is a plain FORK process, 1..N a worker.
+  function workerLabel(id) {
+    if (id === '') { return ''; }
+    return id === '0' ? ' · FORK' : ' · worker ' + id;
   }
 
   function drawBars(list, empty, items, total, view) {
