@@ -187,7 +187,11 @@ wait_instance() {
   die "lbserver :$port did not answer /healthz within 15s (log: $LOG_DIR/lbserver-$port.log)"
 }
 
-group_gone() { ! pgrep -g "$1" >/dev/null; }
+# group_gone PGID: no live process is left in the group (zombies do not
+# count: they wait for a parent that may not reap them, e.g. in a container).
+group_gone() {
+  ps -e -o pgid=,stat= | awk -v g="$1" '$1 == g && $2 !~ /^Z/ { found = 1 } END { exit found }'
+}
 
 # stop_group PID WHAT SIG SECONDS: send SIG to PID, wait for its whole process
 # group to be gone, SIGKILL the group after SECONDS.
