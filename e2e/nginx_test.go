@@ -294,6 +294,8 @@ func TestNginxTopologyA(t *testing.T) {
 
 // ngxRecorder is an upstream stand-in that records what nginx sends it.
 type ngxRecorder struct {
+	status int // the status it answers with
+
 	mu    sync.Mutex // guards reqs and conns
 	reqs  []*http.Request
 	conns map[string]bool // remote addresses seen
@@ -305,6 +307,12 @@ func (rec *ngxRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec.conns[r.RemoteAddr] = true
 	rec.mu.Unlock()
 	w.Header().Set("X-Server-Port", strings.TrimPrefix(r.Context().Value(http.LocalAddrContextKey).(net.Addr).String(), "127.0.0.1:"))
+	if rec.status != http.StatusOK {
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(rec.status)
+		fmt.Fprintln(w, `{"error":"busy"}`)
+		return
+	}
 	fmt.Fprintln(w, `{"1":1}`)
 }
 
@@ -314,13 +322,15 @@ func (rec *ngxRecorder) snapshot() ([]*http.Request, int) {
 	return append([]*http.Request(nil), rec.reqs...), len(rec.conns)
 }
 
-func ngxServeRecorder(t *testing.T, addr string) *ngxRecorder {
+// ngxServeRecorder serves a recorder answering status on addr until the
+// test ends.
+func ngxServeRecorder(t *testing.T, addr string, status int) *ngxRecorder {
 	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &ngxRecorder{conns: map[string]bool{}}
+	rec := &ngxRecorder{status: status, conns: map[string]bool{}}
 	srv := &http.Server{Handler: rec, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan struct{})
 	go func() {
@@ -341,8 +351,8 @@ func TestNginxTopologyAProxyHeaders(t *testing.T) {
 	if !ngxInNamespace(t) {
 		return
 	}
-	fork := ngxServeRecorder(t, "127.0.0.1:8080")
-	cluster := ngxServeRecorder(t, "127.0.0.1:8081")
+	fork := ngxServeRecorder(t, "127.0.0.1:8080", http.StatusOK)
+	cluster := ngxServeRecorder(t, "127.0.0.1:8081", http.StatusOK)
 	ngxStart(t, ngxConf("topology-a.conf"))
 	before, _ := fork.snapshot()
 
@@ -457,6 +467,50 @@ func TestNginxTopologyB(t *testing.T) {
 		inst[tc.port] = ngxStartLB(t, "127.0.0.1", tc.port, "--mode", "FORK")
 		ngxBackInRotation(t, c, tc.port)
 	}
+}
+
+// An instance that answers 503 (its queue is full) or 502 costs the client
+// nothing: nginx resends the GET to the next instance, and after max_fails
+// such answers leaves the instance out for fail_timeout.
+func TestNginxTopologyBRetries502And503(t *testing.T) {
+	if !ngxInNamespace(t) {
+		return
+	}
+	ngxServeRecorder(t, "127.0.0.1:8080", http.StatusOK)
+	ngxServeRecorder(t, "127.0.0.1:8082", http.StatusOK)
+	busy := ngxServeRecorder(t, "127.0.0.1:8083", http.StatusServiceUnavailable)
+	ngxServeRecorder(t, "127.0.0.1:8084", http.StatusOK)
+	broken := ngxServeRecorder(t, "127.0.0.1:8085", http.StatusBadGateway)
+	ngxStart(t, ngxConf("topology-b.conf"))
+
+	answers := ngxGetMany(ngxKeepAliveClient(t), "http://127.0.0.1/api/randoms?cant=1", 100, 1, nil)
+	if bad := ngxFailures(answers, 1); len(bad) > 0 {
+		t.Errorf("%d of 100 requests failed with a 503 and a 502 instance, first: %s", len(bad), bad[0])
+	}
+	ports := ngxCount(answers, func(a ngxAnswer) string { return a.Port })
+	if ports["8082"]+ports["8084"] != 100 {
+		t.Errorf("answers per port %v, want all 100 from 8082 and 8084", ports)
+	}
+	// Each bad instance was tried, and left out after max_fails=3 (within
+	// fail_timeout=5s, this whole run).
+	for _, b := range []struct {
+		port string
+		rec  *ngxRecorder
+	}{{"8083", busy}, {"8085", broken}} {
+		if got, _ := b.rec.snapshot(); len(got) < 1 || len(got) > 3 {
+			t.Errorf(":%s got %d requests, want 1 to 3 (max_fails=3)", b.port, len(got))
+		}
+	}
+	retried := 0
+	for _, a := range answers {
+		if strings.Contains(a.Upstream, ", ") {
+			retried++
+		}
+	}
+	if retried == 0 {
+		t.Error("no answer's X-Upstream lists a retry")
+	}
+	t.Logf("100 requests, one instance answering 503 and one 502: %v, %d went through a retry", ports, retried)
 }
 
 // ngxStopMidRun sends 400 requests from 4 clients through nginx and stops the
