@@ -246,18 +246,21 @@ func TestNginxTopologyA(t *testing.T) {
 	ngxStart(t, ngxConf("topology-a.conf"))
 	c := ngxKeepAliveClient(t)
 
-	// The heavy route: 200 requests from 8 clients at once, so that nginx
-	// opens several connections to 8081 and the kernel spreads them.
-	answers := ngxGetMany(c, "http://127.0.0.1/api/randoms?cant=1000", 200, 8, nil)
-	if bad := ngxFailures(answers, 1000); len(bad) > 0 {
+	// The heavy route: 320 requests from 16 clients at once, so that nginx
+	// opens about 16 connections to 8081 (and keeps them alive). The CLUSTER
+	// gives each worker a SO_REUSEPORT socket and the kernel hashes each
+	// connection to one of them: with 2 workers and n connections, the
+	// chance that all land on one worker is 2^(1-n), 3e-5 for 16.
+	answers := ngxGetMany(c, "http://127.0.0.1/api/randoms?cant=100000", 320, 16, nil)
+	if bad := ngxFailures(answers, 100000); len(bad) > 0 {
 		t.Fatalf("%d of %d requests failed, first: %s", len(bad), len(answers), bad[0])
 	}
 	ports := ngxCount(answers, func(a ngxAnswer) string { return a.Port })
-	if len(ports) != 1 || ports["8081"] != 200 {
+	if len(ports) != 1 || ports["8081"] != 320 {
 		t.Errorf("/api/randoms answered by ports %v, want only 8081", ports)
 	}
 	ups := ngxCount(answers, func(a ngxAnswer) string { return a.Upstream })
-	if len(ups) != 1 || ups["127.0.0.1:8081"] != 200 {
+	if len(ups) != 1 || ups["127.0.0.1:8081"] != 320 {
 		t.Errorf("X-Upstream of /api/randoms: %v, want only 127.0.0.1:8081", ups)
 	}
 	pids := ngxCount(answers, func(a ngxAnswer) string { return a.Pid })
@@ -273,7 +276,9 @@ func TestNginxTopologyA(t *testing.T) {
 	if len(pids) < 2 {
 		t.Errorf("/api/randoms answered by %d worker pid(s) %v, want more than one", len(pids), pids)
 	}
-	t.Logf("/api/randoms?cant=1000 x200 through nginx, answers per worker pid: %v", pids)
+	conns, _ := exec.Command("ss", "-Htn", "state", "established", "( sport = :8081 )").Output()
+	t.Logf("/api/randoms?cant=100000 x320 from 16 clients through nginx: answers per worker pid %v over %d upstream connections",
+		pids, strings.Count(string(conns), "\n"))
 
 	// The default cant (100,000,000) must come back through nginx.
 	start := time.Now()
