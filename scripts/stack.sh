@@ -168,7 +168,7 @@ start_instance() {
   read -r -a args <<<"$(args_of "$port")"
   # setsid: a session and process group of its own (pgid = pid), no
   # controlling terminal: a Ctrl-C in this terminal later does not reach it.
-  setsid "$BIN" "${args[@]}" >>"$LOG_DIR/lbserver-$port.log" 2>&1 </dev/null &
+  setsid "$BIN" "${args[@]}" >>"$LOG_DIR/lbserver-$port.log" 2>&1 </dev/null 9>&- &
   pid=$!
   echo "$pid" >"$PID_DIR/lbserver-$port.pid"
   say "started lbserver ${args[*]} (pid $pid, log ${LOG_DIR#"$PWD"/}/lbserver-$port.log)"
@@ -180,11 +180,11 @@ wait_instance() {
     healthy "$port" && return 0
     if ! instance_pid "$port" >/dev/null; then
       tail -n 20 "$LOG_DIR/lbserver-$port.log" >&2 || true
-      die "lbserver :$port exited before it answered (log above)"
+      die "lbserver :$port exited before it answered (log above); make stack-down stops the rest"
     fi
     sleep 0.1
   done
-  die "lbserver :$port did not answer /healthz within 15s (log: $LOG_DIR/lbserver-$port.log)"
+  die "lbserver :$port did not answer /healthz within 15s (log: $LOG_DIR/lbserver-$port.log); make stack-down stops the rest"
 }
 
 # group_gone PGID: no live process is left in the group (zombies do not
@@ -263,7 +263,7 @@ start_nginx() {
       if port_open "$NGINX_PORT"; then
         die "port $NGINX_PORT is taken by another process (see: ss -ltnp 'sport = :$NGINX_PORT'); stop it or set NGINX_PORT"
       fi
-      "$NGX" -p "$PREFIX/" -c "$CONF"
+      "$NGX" -p "$PREFIX/" -c "$CONF" 9>&-
       say "nginx started: $NGX -p ${PREFIX}/ -c $CONF (pid $(cat "$PREFIX/logs/nginx.pid" 2>/dev/null || echo '?'))"
     fi
   fi
@@ -324,12 +324,21 @@ started_port() {
   fi
 }
 
+# lock: one stack.sh at a time per run folder (fd 9, closed for the
+# processes it starts so that they do not hold the lock).
+lock() {
+  mkdir -p "$RUN_DIR"
+  exec 9>"$RUN_DIR/.lock"
+  flock -w 120 9 || die "another scripts/stack.sh is still running on $RUN_DIR"
+}
+
 cmd_up() {
   local t=${1:-} port old
   [ -n "$t" ] || die "usage: stack.sh up a|b"
   NGINX_PORT=${NGINX_PORT:-80}
   ports_of "$t" >/dev/null
   preflight
+  lock
   mkdir -p "$PID_DIR" "$LOG_DIR"
   for port in $(ports_of "$t"); do start_instance "$port"; done
   for port in $(ports_of "$t"); do wait_instance "$port"; done
@@ -351,6 +360,7 @@ cmd_up() {
 
 cmd_down() {
   local f port stopped=0
+  [ -d "$RUN_DIR" ] && lock
   if [ -d "$PREFIX/logs" ]; then
     NGX=$(find_nginx) || NGX=nginx
     if nginx_pid >/dev/null; then stopped=1; fi
