@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -267,4 +268,29 @@ func TestPortInUse(t *testing.T) {
 			t.Errorf("%s: got %q, want one line naming 'address already in use'", mode, out)
 		}
 	}
+}
+
+func TestHeavyRequestStopsWhenClientLeaves(t *testing.T) {
+	port := FreePort(t)
+	// 10^12 numbers would take many minutes; only cancellation can end it soon.
+	p := StartLB(t, "--port", strconv.Itoa(port), "--max-cant", "1000000000000")
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	WaitHTTP(t, p, base+"/healthz", 10*time.Second)
+	busy := func() bool {
+		r, err := Get(base + "/metrics")
+		return err == nil && strings.Contains(string(r.Body), "\nlbserver_compute_slots_busy 1\n")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/api/randoms?cant=1000000000000", nil)
+		if r, err := client.Do(req); err == nil {
+			r.Body.Close()
+		}
+	}()
+	Eventually(t, 10*time.Second, "the heavy request computing", busy)
+	cancel()
+	<-done
+	Eventually(t, 10*time.Second, "the computation to stop after the client left", func() bool { return !busy() })
 }
