@@ -37,9 +37,9 @@ func browserStartCluster(t *testing.T, n int) (*Proc, string, int) {
 	return p, base, port
 }
 
-// metricValue returns the value of the series name{labels...} in a
+// balanceMetric returns the value of the series name{labels...} in a
 // Prometheus text exposition (0 when absent: a counter not yet touched).
-func metricValue(t *testing.T, body []byte, name string, labels ...string) float64 {
+func balanceMetric(t *testing.T, body []byte, name string, labels ...string) float64 {
 	t.Helper()
 	sc := bufio.NewScanner(bytes.NewReader(body))
 	for sc.Scan() {
@@ -64,11 +64,11 @@ func metricValue(t *testing.T, body []byte, name string, labels ...string) float
 	return 0
 }
 
-// workerRandomsServed asks every worker of the cluster how many
+// balanceWorkerServed asks every worker of the cluster how many
 // /api/randoms requests it answered 200: it scrapes /metrics on new
 // connections (the kernel spreads them over the workers' sockets) until each
 // pid of pids has answered once, and reads that worker's own counter.
-func workerRandomsServed(t *testing.T, base string, pids []int) map[string]int {
+func balanceWorkerServed(t *testing.T, base string, pids []int) map[string]int {
 	t.Helper()
 	got := map[string]int{}
 	for i := 0; i < 400 && len(got) < len(pids); i++ {
@@ -77,10 +77,10 @@ func workerRandomsServed(t *testing.T, base string, pids []int) map[string]int {
 		if _, seen := got[pid]; seen || r.Status != http.StatusOK {
 			continue
 		}
-		got[pid] = int(metricValue(t, r.Body, "lbserver_http_requests_total", `route="GET /api/randoms"`, `code="200"`))
+		got[pid] = int(balanceMetric(t, r.Body, "lbserver_http_requests_total", `route="GET /api/randoms"`, `code="200"`))
 	}
 	if len(got) < len(pids) {
-		t.Fatalf("reached the /metrics of pids %v only, want all of %v", sortedKeys(got), pids)
+		t.Fatalf("reached the /metrics of pids %v only, want all of %v", balanceKeys(got), pids)
 	}
 	return got
 }
@@ -132,7 +132,7 @@ func TestBrowserInfoShowsProcessorCount(t *testing.T) {
 func TestBrowserBalanceClusterMatchesServer(t *testing.T) {
 	master, base, port := browserStartCluster(t, 2)
 	workers := ChildPids(master.Pid())
-	before := workerRandomsServed(t, base, workers)
+	before := balanceWorkerServed(t, base, workers)
 	ctx := browserNew(t, 1100, 900)
 	browserOpen(t, ctx, base+"/balance", "#start")
 
@@ -161,14 +161,14 @@ func TestBrowserBalanceClusterMatchesServer(t *testing.T) {
 	if len(s.Ports) != 1 || s.Ports[0].Count != n {
 		t.Errorf("ports: got %v, want one port with %d", s.Ports, n)
 	}
-	after := workerRandomsServed(t, base, workers)
+	after := balanceWorkerServed(t, base, workers)
 	server := map[string]int{}
 	for pid, v := range after {
 		if d := v - before[pid]; d != 0 {
 			server[pid] = d
 		}
 	}
-	checkSameCounts(t, s.pidCounts(), server)
+	balanceSameCounts(t, s.pidCounts(), server)
 	balanceCheckBarsMatchSnapshot(t, ctx, s)
 	browserNoErrors(t, ctx)
 	png := browserScreenshot(t, ctx, "balance-cluster")

@@ -257,8 +257,8 @@ func balanceCheckBarsMatchSnapshot(t *testing.T, ctx context.Context, s balanceS
 		if b.Count != fmt.Sprint(w.Count) || b.Worker != w.Worker {
 			t.Errorf("bar pid %s: got data-count %s worker %q, want %d worker %q", b.Pid, b.Count, b.Worker, w.Count, w.Worker)
 		}
-		if !strings.Contains(b.Text, "pid "+b.Pid) || !strings.Contains(b.Text, fmtThousands(w.Count)+" (") {
-			t.Errorf("bar pid %s shows %q, want the pid and the count %s", b.Pid, b.Text, fmtThousands(w.Count))
+		if !strings.Contains(b.Text, "pid "+b.Pid) || !strings.Contains(b.Text, balanceThousands(w.Count)+" (") {
+			t.Errorf("bar pid %s shows %q, want the pid and the count %s", b.Pid, b.Text, balanceThousands(w.Count))
 		}
 	}
 	pbars := balanceBars(t, ctx, "ports")
@@ -281,8 +281,8 @@ func balanceCheckBarsMatchSnapshot(t *testing.T, ctx context.Context, s balanceS
 	}
 }
 
-// fmtThousands formats n like the page does (en-US grouping).
-func fmtThousands(n int) string {
+// balanceThousands formats n like the page does (en-US grouping).
+func balanceThousands(n int) string {
 	s := fmt.Sprint(n)
 	for i := len(s) - 3; i > 0; i -= 3 {
 		s = s[:i] + "," + s[i:]
@@ -299,7 +299,7 @@ func (s balanceSnapshot) pidCounts() map[string]int {
 	return m
 }
 
-func sortedKeys[V any](m map[string]V) []string {
+func balanceKeys[V any](m map[string]V) []string {
 	ks := make([]string, 0, len(m))
 	for k := range m {
 		ks = append(ks, k)

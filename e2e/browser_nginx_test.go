@@ -30,7 +30,7 @@ func TestBrowserBalanceNginxTopologyB(t *testing.T) {
 		m := map[string]int{}
 		for port := range pidOf {
 			r := MustGet(t, "http://127.0.0.1:"+port+"/metrics")
-			m[port] = int(metricValue(t, r.Body, "lbserver_http_requests_total", `route="GET /api/randoms"`, `code="200"`))
+			m[port] = int(balanceMetric(t, r.Body, "lbserver_http_requests_total", `route="GET /api/randoms"`, `code="200"`))
 		}
 		return m
 	}

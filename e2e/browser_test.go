@@ -18,14 +18,14 @@ import (
 	"github.com/lbserver/lbserver/internal/balancepage"
 )
 
-// fakeCluster is a test backend that behaves like a CLUSTER as the page sees
+// balanceFake is a test backend that behaves like a CLUSTER as the page sees
 // it: every connection is served by one "worker" (pids handed out round robin
 // per connection, as a kernel hands connections to workers), every answer
 // carries X-Server-Port/X-Server-Pid/X-Worker-Id, and it counts, per pid,
 // the answers it sent. reload() makes a new generation of pids: the old
 // connections get "Connection: close" on their next answer, like a draining
 // worker, and new connections go to new pids.
-type fakeCluster struct {
+type balanceFake struct {
 	srv  *httptest.Server
 	port string
 
@@ -35,13 +35,13 @@ type fakeCluster struct {
 	answers map[string]int // pid -> answers sent on /api/*
 }
 
-type fakeConnKey struct{}
+type balanceFakeConnKey struct{}
 
-type fakeConn struct{ gen, n int }
+type balanceFakeConn struct{ gen, n int }
 
-func newFakeCluster(t *testing.T, workers int) *fakeCluster {
+func balanceNewFake(t *testing.T, workers int) *balanceFake {
 	t.Helper()
-	f := &fakeCluster{answers: map[string]int{}}
+	f := &balanceFake{answers: map[string]int{}}
 	mux := http.NewServeMux()
 	page := balancepage.Handler()
 	mux.Handle("GET /balance", page)
@@ -64,7 +64,7 @@ func newFakeCluster(t *testing.T, workers int) *fakeCluster {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.conns++
-		return context.WithValue(ctx, fakeConnKey{}, fakeConn{gen: f.gen, n: f.conns})
+		return context.WithValue(ctx, balanceFakeConnKey{}, balanceFakeConn{gen: f.gen, n: f.conns})
 	}
 	f.srv.Start()
 	t.Cleanup(f.srv.Close)
@@ -72,8 +72,8 @@ func newFakeCluster(t *testing.T, workers int) *fakeCluster {
 	return f
 }
 
-func (f *fakeCluster) answer(w http.ResponseWriter, r *http.Request, workers, status int, body string) {
-	c := r.Context().Value(fakeConnKey{}).(fakeConn)
+func (f *balanceFake) answer(w http.ResponseWriter, r *http.Request, workers, status int, body string) {
+	c := r.Context().Value(balanceFakeConnKey{}).(balanceFakeConn)
 	worker := 1 + c.n%workers
 	pid := strconv.Itoa(1000*(c.gen+1) + worker)
 	f.mu.Lock()
@@ -92,13 +92,13 @@ func (f *fakeCluster) answer(w http.ResponseWriter, r *http.Request, workers, st
 	fmt.Fprint(w, body)
 }
 
-func (f *fakeCluster) reload() {
+func (f *balanceFake) reload() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.gen++
 }
 
-func (f *fakeCluster) counts() map[string]int {
+func (f *balanceFake) counts() map[string]int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	m := make(map[string]int, len(f.answers))
@@ -108,14 +108,14 @@ func (f *fakeCluster) counts() map[string]int {
 	return m
 }
 
-func (f *fakeCluster) reset() {
+func (f *balanceFake) reset() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	clear(f.answers)
 }
 
-// checkSameCounts fails unless the page's per-pid tallies equal the server's.
-func checkSameCounts(t *testing.T, page, server map[string]int) {
+// balanceSameCounts fails unless the page's per-pid tallies equal the server's.
+func balanceSameCounts(t *testing.T, page, server map[string]int) {
 	t.Helper()
 	if fmt.Sprint(page) != fmt.Sprint(server) {
 		t.Errorf("answers per pid: the page counted %v, the server sent %v", page, server)
@@ -127,7 +127,7 @@ func checkSameCounts(t *testing.T, page, server map[string]int) {
 // a same-origin guard, and a "reload" in the middle of a run (old pids fall
 // silent, new pids appear, nothing is lost).
 func TestBrowserBalancePageCountsEveryAnswer(t *testing.T) {
-	f := newFakeCluster(t, 3)
+	f := balanceNewFake(t, 3)
 	ctx := browserNew(t, 1100, 900)
 	browserOpen(t, ctx, f.srv.URL+"/balance", "#start")
 
@@ -137,7 +137,7 @@ func TestBrowserBalancePageCountsEveryAnswer(t *testing.T) {
 		if s.Sent != 120 || s.Done != 120 || s.OK != 120 || s.HTTPErrors != 0 || s.NetErrors != 0 {
 			t.Fatalf("got %v, want 120 sent, answered and OK, no errors", s)
 		}
-		checkSameCounts(t, s.pidCounts(), f.counts())
+		balanceSameCounts(t, s.pidCounts(), f.counts())
 		if len(s.Ports) != 1 || s.Ports[0].Port != f.port || s.Ports[0].Count != 120 {
 			t.Errorf("ports: got %v, want one bar for port %s with 120", s.Ports, f.port)
 		}
@@ -159,7 +159,7 @@ func TestBrowserBalancePageCountsEveryAnswer(t *testing.T) {
 		if s.Done != 10 || s.OK != 0 || s.HTTPErrors != 10 || s.NetErrors != 0 || s.Statuses["500"] != 10 {
 			t.Errorf("got %v, want 10 HTTP errors (status 500), no network error", s)
 		}
-		checkSameCounts(t, s.pidCounts(), f.counts())
+		balanceSameCounts(t, s.pidCounts(), f.counts())
 		s = balanceRun(t, ctx, "/api/drop", 0, 2, 6, 30*time.Second)
 		if s.Done != 6 || s.NetErrors != 6 || s.HTTPErrors != 0 || len(s.Pids) != 0 {
 			t.Errorf("got %v, want 6 network errors and no pid", s)
@@ -233,7 +233,7 @@ func TestBrowserBalancePageCountsEveryAnswer(t *testing.T) {
 		if s.NetErrors != 0 || s.HTTPErrors != 0 || s.OK != s.Sent {
 			t.Errorf("got %v, want every request answered OK across the reload", s)
 		}
-		checkSameCounts(t, s.pidCounts(), f.counts())
+		balanceSameCounts(t, s.pidCounts(), f.counts())
 		balanceCheckBarsMatchSnapshot(t, ctx, s)
 	})
 	browserNoErrors(t, ctx)
@@ -242,7 +242,7 @@ func TestBrowserBalancePageCountsEveryAnswer(t *testing.T) {
 // The balance page on a phone-sized screen: no sideways scrolling, controls
 // usable.
 func TestBrowserBalancePagePhone(t *testing.T) {
-	f := newFakeCluster(t, 2)
+	f := balanceNewFake(t, 2)
 	ctx := browserNew(t, 390, 844)
 	browserOpen(t, ctx, f.srv.URL+"/balance", "#start")
 	s := balanceRun(t, ctx, "/api/randoms", 0, 4, 40, 30*time.Second)
