@@ -5,6 +5,7 @@ import (
 	"html"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -64,15 +65,28 @@ func loadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
-// cpuModel is the "model name" of /proc/cpuinfo.
+// cpuModel is the "model name" of /proc/cpuinfo, with its clock.
 func cpuModel() string {
 	b, _ := os.ReadFile("/proc/cpuinfo")
+	name, mhz := runtime.GOARCH, ""
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		switch strings.TrimSpace(k) {
+		case "model name":
+			name = strings.TrimSpace(v)
+		case "cpu MHz":
+			if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+				mhz = fmt.Sprintf(" at %.0f MHz", f)
+			}
+		}
+		if name != runtime.GOARCH && mhz != "" {
+			break
 		}
 	}
-	return runtime.GOARCH
+	return name + mhz
 }
 
 func ms(d time.Duration) string {
