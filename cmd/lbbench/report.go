@@ -153,8 +153,8 @@ func (r *report) markdown() string {
 		p("| nginx | %s |\n", strings.TrimPrefix(r.Nginx, "nginx version: "))
 	}
 	p("| Load average (1, 5, 15 min) | %s before the run, %s after |\n", r.LoadBefore, r.LoadAfter)
-	p("| Mode | %s: each route warmed up %v, then loaded %v; %d connections on /api/info, %d on the randoms routes |\n\n",
-		mode, r.Plan.warm, r.Plan.measure, r.Plan.lightConns, r.Plan.heavyConns)
+	p("| Mode | %s: each route warmed up %v, then loaded %v (best of %d runs); %d connections on /api/info, %d on the randoms routes |\n\n",
+		mode, r.Plan.warm, r.Plan.measure, r.Plan.repeat, r.Plan.lightConns, r.Plan.heavyConns)
 	p("Everything runs on this one machine: the servers, nginx and the load generator share the same %d cores, ", r.Cores)
 	p("so the figures compare configurations measured in the same run; they are not the capacity of a dedicated server. ")
 	p("A load average well above 0 means other work shared the cores during the run.")

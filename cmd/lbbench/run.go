@@ -38,6 +38,7 @@ type options struct {
 // plan is how long and how hard each measurement runs.
 type plan struct {
 	warm, measure time.Duration // per route
+	repeat        int           // measurements per route; the best one is kept
 	sat           time.Duration // /api/info probing under saturation
 	compare       time.Duration // /api/info vs the trivial handler
 	lightConns    int
@@ -47,10 +48,10 @@ type plan struct {
 
 func planFor(quick bool) plan {
 	if quick {
-		return plan{warm: 300 * time.Millisecond, measure: time.Second, sat: 1500 * time.Millisecond,
+		return plan{warm: 300 * time.Millisecond, measure: time.Second, repeat: 1, sat: 1500 * time.Millisecond,
 			compare: time.Second, lightConns: 50, heavyConns: 8, satConns: 4}
 	}
-	return plan{warm: time.Second, measure: 5 * time.Second, sat: 5 * time.Second,
+	return plan{warm: time.Second, measure: 5 * time.Second, repeat: 2, sat: 5 * time.Second,
 		compare: 5 * time.Second, lightConns: 50, heavyConns: 8, satConns: 4}
 }
 
@@ -361,11 +362,17 @@ func measureSetup(ctx context.Context, o options, p plan, s setup, load loader, 
 		if _, err := goLoad(ctx, url, r.Conns, p.warm); err != nil {
 			return res, err
 		}
-		lr, err := load(ctx, url, r.Conns, p.measure)
-		if err != nil {
-			return res, err
+		// On a shared machine other work only ever slows a run down: the
+		// run with the most requests/s is the least disturbed one.
+		for range max(p.repeat, 1) {
+			lr, err := load(ctx, url, r.Conns, p.measure)
+			if err != nil {
+				return res, err
+			}
+			if lr.RPS > r.RPS {
+				r.loadResult = lr
+			}
 		}
-		r.loadResult = lr
 		res.Routes = append(res.Routes, r)
 	}
 	for _, pr := range procs {
