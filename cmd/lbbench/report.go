@@ -198,7 +198,8 @@ func (r *report) markdown() string {
 	p("The replacement time polls /api/info with a new connection each time until a pid that was not a worker before answers.\n\n")
 
 	p("## /api/info while the CPU is saturated\n\n")
-	p("Heavy clients send the default /api/randoms (100,000,000 numbers) back to back; meanwhile one client asks /api/info every 5 ms.\n\n")
+	p("Heavy clients send the default /api/randoms (100,000,000 numbers) back to back; meanwhile one client asks /api/info every 5 ms ")
+	p("for %v (best of %d runs: the lowest p99). In topologies A and B /api/info is served by its own FORK instance on 8080, which is the point of them.\n\n", r.Plan.sat, r.Plan.repeat)
 	p("| Configuration | Heavy clients | Heavy answered 200 / 503 | /api/info samples | p50 | p99 | max | p99 under 10 ms |\n|---|---|---|---|---|---|---|---|\n")
 	for _, c := range r.Configs {
 		if c.Err != "" || c.Sat.Samples == 0 {
@@ -211,7 +212,7 @@ func (r *report) markdown() string {
 
 	if cmp := r.Compare; cmp.Naive.RPS > 0 && cmp.Minimal.RPS > 0 {
 		p("## /api/info against trivial net/http JSON handlers\n\n")
-		p("Same load generator and connections (%d), one after the other, %v each: lbserver FORK's /api/info, then two ", r.Plan.lightConns, r.Plan.compare)
+		p("Same load generator and connections (%d), %v each, in interleaved rounds (best of %d): lbserver FORK's /api/info, then two ", r.Plan.lightConns, r.Plan.compare, r.Plan.repeat)
 		p("handlers written the way a first version would be (cmd/lbbench/servers.go), served by a plain `http.Server`: ")
 		p("the same document (same keys) built per request with encoding/json from facts looked up each time, ")
 		p("and a minimal two-key map through encoding/json.\n\n")
