@@ -59,20 +59,26 @@ func (o *Options) setDefaults() {
 	}
 }
 
+// ErrForced is returned by Serve when force cut the drain short: requests
+// still running were dropped, so the process must not report success.
+var ErrForced = errors.New("drain cut short by a second stop signal")
+
 // Server is an http.Server with a drain that loses nothing.
 type Server struct {
 	opts     Options
 	srv      *http.Server
 	draining atomic.Bool
 
-	mu    sync.Mutex // guards conns
-	conns map[net.Conn]http.ConnState
+	mu      sync.Mutex // guards conns, extra, and the draining flag's transition
+	conns   map[net.Conn]http.ConnState
+	extra   map[net.Listener]struct{} // listeners added by ServeListener, not yet stopped
+	extraWG sync.WaitGroup            // one per ServeListener's Serve goroutine
 }
 
 // New returns a Server for h.
 func New(h http.Handler, opts Options) *Server {
 	opts.setDefaults()
-	s := &Server{opts: opts, conns: make(map[net.Conn]http.ConnState)}
+	s := &Server{opts: opts, conns: make(map[net.Conn]http.ConnState), extra: make(map[net.Listener]struct{})}
 	s.srv = &http.Server{
 		Handler:           s.wrap(h),
 		ReadHeaderTimeout: opts.ReadHeaderTimeout,
@@ -84,6 +90,26 @@ func New(h http.Handler, opts Options) *Server {
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
 	}
 	return s
+}
+
+// ServeListener also serves on ln (e.g. an orphaned slot's socket a CLUSTER
+// worker adopts) until stop is called or the server drains; either closes
+// ln. Connections it accepted are drained like the others.
+func (s *Server) ServeListener(ln net.Listener) (stop func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining.Load() {
+		_ = ln.Close()
+		return func() {}
+	}
+	s.extra[ln] = struct{}{}
+	s.extraWG.Go(func() { _ = s.srv.Serve(ln) })
+	return func() {
+		s.mu.Lock()
+		delete(s.extra, ln)
+		s.mu.Unlock()
+		_ = ln.Close()
+	}
 }
 
 // Draining reports whether the server has begun to stop.
@@ -139,13 +165,19 @@ func (s *Server) Serve(ctx context.Context, force <-chan struct{}, ln net.Listen
 	}
 	start := time.Now()
 	deadline := start.Add(s.opts.DrainTimeout)
+	s.mu.Lock()
 	s.draining.Store(true)
+	for l := range s.extra {
+		_ = l.Close()
+	}
+	s.mu.Unlock()
 	_ = ln.Close()
 	// Once Serve has returned, every connection it accepted has been tracked
 	// (net/http sets StateNew before it starts the connection's goroutine).
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 		s.opts.Logger.Warn("serve ended", "err", err)
 	}
+	s.extraWG.Wait()
 	idleUntil := start.Add(s.opts.IdleGrace)
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
@@ -158,7 +190,7 @@ func (s *Server) Serve(ctx context.Context, force <-chan struct{}, ln net.Listen
 		select {
 		case <-tick.C:
 		case <-force:
-			return s.srv.Close()
+			return errors.Join(ErrForced, s.srv.Close())
 		}
 	}
 	sctx, cancel := context.WithDeadline(context.Background(), deadline)
@@ -172,6 +204,11 @@ func (s *Server) Serve(ctx context.Context, force <-chan struct{}, ln net.Listen
 	}()
 	if err := s.srv.Shutdown(sctx); err != nil {
 		_ = s.srv.Close()
+		select {
+		case <-force:
+			return ErrForced
+		default:
+		}
 		return fmt.Errorf("drain: %w", err)
 	}
 	s.opts.Logger.Info("drained", "took", time.Since(start).Round(time.Millisecond))

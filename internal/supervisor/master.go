@@ -73,6 +73,8 @@ type slot struct {
 	sock    *os.File
 	cur     *child      // the worker serving this slot, nil while it is being replaced
 	crashes []time.Time // crash times within CrashWindow
+	served  bool        // a worker of this slot has been ready once
+	adopter *child      // another slot's worker accepting here while this slot has no ready worker
 }
 
 type child struct {
@@ -84,6 +86,12 @@ type child struct {
 	ready    chan struct{} // closed when the worker reports ready
 	exited   chan struct{} // closed once the worker has exited
 	err      error         // Wait's result; read after exited
+
+	// Guarded by Master.mu:
+	isReady  bool // the worker reported ready
+	retiring bool // the worker was told to stop (reload, stop)
+	gone     bool // the worker exited
+	adopted  int  // slots this worker accepts for besides its own
 }
 
 // Listen binds the sockets the workers will share. A port in use is an
@@ -265,6 +273,12 @@ func (m *Master) spawnLocked(s *slot) (*child, error) {
 		EnvWorkerID+"="+strconv.Itoa(s.id),
 		EnvMasterPID+"="+strconv.Itoa(os.Getpid()))
 	cmd.ExtraFiles = []*os.File{s.sock, readyW, lifeR} // fds 3, 4, 5
+	if m.adoptable() {
+		// fds 6.. are every slot's socket, so that this worker can accept
+		// for a slot whose worker is dead (see rebalanceLocked).
+		cmd.ExtraFiles = append(cmd.ExtraFiles, m.sockets...)
+		cmd.Env = append(cmd.Env, EnvSlots+"="+strconv.Itoa(len(m.sockets)))
+	}
 	cmd.Stdout = m.opts.Stdout
 	cmd.Stderr = m.opts.Stderr
 	err = cmd.Start()
@@ -287,6 +301,12 @@ func (m *Master) spawnLocked(s *slot) (*child, error) {
 		n, _ := readyR.Read(b[:]) // one byte when ready; EOF if the worker exits first
 		readyR.Close()
 		if n == 1 {
+			m.log.Info("worker ready", "worker", s.id, "worker_pid", c.pid, "took", time.Since(c.started).Round(time.Millisecond))
+			m.mu.Lock()
+			c.isReady = true
+			s.served = true
+			m.rebalanceLocked()
+			m.mu.Unlock()
 			close(c.ready)
 		}
 	})
@@ -316,6 +336,7 @@ func (m *Master) onExit(c *child) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.children, c)
+	c.gone = true
 	m.exits.Add(1)
 	status := "exit status 0"
 	if c.err != nil {
@@ -324,11 +345,72 @@ func (m *Master) onExit(c *child) {
 	current := c.slot.cur == c
 	m.log.Info("worker exited", "worker", c.slot.id, "worker_pid", c.pid, "status", status,
 		"uptime", time.Since(c.started).Round(time.Millisecond), "replaced", !current || m.stopping)
-	if m.stopping || !current {
+	if m.stopping {
 		return
 	}
-	c.slot.cur = nil
-	m.crashLocked(c.slot)
+	if current {
+		c.slot.cur = nil
+		m.crashLocked(c.slot)
+	}
+	m.rebalanceLocked()
+}
+
+// adoptable reports whether workers are given every slot's socket, to
+// accept for a slot whose worker is dead.
+func (m *Master) adoptable() bool {
+	return !m.opts.SharedSocket && len(m.sockets) > 1 && len(m.sockets) <= maxAdoptSlots
+}
+
+// rebalanceLocked makes sure that every slot that has been served and now
+// has no ready worker (it died, it is in restart backoff) is accepted for by
+// a ready worker of another slot, and that a slot whose own worker is ready
+// again is released. Without it, connections the kernel hashes to an
+// orphaned slot's socket would wait there until its worker is back. m.mu
+// must be held.
+func (m *Master) rebalanceLocked() {
+	if m.stopping || !m.adoptable() {
+		return
+	}
+	usable := func(c *child) bool { return c != nil && c.isReady && !c.retiring && !c.gone }
+	for _, s := range m.slots {
+		healthy := usable(s.cur)
+		if a := s.adopter; a != nil && (healthy || !usable(a)) {
+			s.adopter = nil
+			a.adopted--
+			if !a.gone {
+				m.tell(a, "release", s.id)
+			}
+			if healthy {
+				m.log.Info("slot served by its own worker again", "worker", s.id, "worker_pid", s.cur.pid, "adopter_pid", a.pid)
+			}
+		}
+		if healthy || s.adopter != nil || !s.served {
+			continue
+		}
+		var best *child
+		for _, t := range m.slots {
+			if t != s && usable(t.cur) && (best == nil || t.cur.adopted < best.adopted) {
+				best = t.cur
+			}
+		}
+		if best == nil {
+			m.log.Warn("slot has no worker and no healthy worker can adopt it; its connections wait", "worker", s.id)
+			continue
+		}
+		s.adopter = best
+		best.adopted++
+		m.tell(best, "adopt", s.id)
+		m.log.Warn("worker adopts orphaned slot until its worker is back", "worker", s.id, "adopter", best.slot.id, "adopter_pid", best.pid)
+	}
+}
+
+// tell writes one command line on c's lifeline. The worker reads its
+// lifeline all the time; the deadline only guards against a stuck worker.
+func (m *Master) tell(c *child, verb string, slot int) {
+	_ = c.lifeline.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	if _, err := fmt.Fprintf(c.lifeline, "%s %d\n", verb, slot); err != nil {
+		m.log.Warn("tell worker", "worker", c.slot.id, "worker_pid", c.pid, "cmd", verb, "slot", slot, "err", err)
+	}
 }
 
 // crashLocked records a crash of slot s and schedules a restart after a
@@ -411,6 +493,10 @@ func (m *Master) rollingReload(ctx context.Context) {
 		m.mu.Lock()
 		prev := s.cur
 		s.cur = nc
+		if prev != nil {
+			prev.retiring = true // its adoptions move to a worker that stays
+		}
+		m.rebalanceLocked()
 		m.mu.Unlock()
 		m.log.Info("worker replaced", "worker", s.id, "old_pid", pidOf(prev), "new_pid", nc.pid)
 		if prev != nil {
