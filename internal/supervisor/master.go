@@ -416,14 +416,7 @@ func (m *Master) tell(c *child, verb string, slot int) {
 // crashLocked records a crash of slot s and schedules a restart after a
 // delay that grows with the crashes in the window. m.mu must be held.
 func (m *Master) crashLocked(s *slot) {
-	now := time.Now()
-	kept := s.crashes[:0]
-	for _, t := range s.crashes {
-		if now.Sub(t) < m.opts.CrashWindow {
-			kept = append(kept, t)
-		}
-	}
-	s.crashes = append(kept, now)
+	s.crashes = recordCrash(s.crashes, time.Now(), m.opts.CrashWindow)
 	delay := backoff(len(s.crashes), m.opts.MaxBackoff)
 	m.log.Warn("restarting worker", "worker", s.id, "delay", delay, "crashes_in_window", len(s.crashes), "window", m.opts.CrashWindow)
 	m.wg.Go(func() {
@@ -438,6 +431,18 @@ func (m *Master) crashLocked(s *slot) {
 		defer m.mu.Unlock()
 		m.fillLocked(s, true)
 	})
+}
+
+// recordCrash appends now to crashes and drops those older than window, so
+// that only recent crashes count: rare crashes over weeks never add up.
+func recordCrash(crashes []time.Time, now time.Time, window time.Duration) []time.Time {
+	kept := crashes[:0]
+	for _, t := range crashes {
+		if now.Sub(t) < window {
+			kept = append(kept, t)
+		}
+	}
+	return append(kept, now)
 }
 
 // backoff is the restart delay after the k-th crash in the window: 0 for
