@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -152,6 +153,12 @@ func maps(m map[string]int64) map[string]int64 {
 	return out
 }
 
+// Wait waits until the load ends by itself (MaxReqs or MaxTime).
+func (l *relLoad) Wait() relResult {
+	l.wg.Wait()
+	return l.Snapshot()
+}
+
 // Stop ends the load, waits for every client, and returns the result.
 func (l *relLoad) Stop() relResult {
 	l.cancel()
@@ -172,7 +179,7 @@ func relSpread(by map[string]int64, n int) (ratio float64, counts []int64) {
 		hi = max(hi, c)
 	}
 	if lo <= 0 {
-		return float64(hi) * 1e9, counts
+		return math.Inf(1), counts
 	}
 	return float64(hi) / float64(lo), counts
 }
