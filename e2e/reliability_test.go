@@ -504,6 +504,8 @@ func unixSigName(s syscall.Signal) string {
 		return "SIGINT"
 	case syscall.SIGTERM:
 		return "SIGTERM"
+	case syscall.SIGKILL:
+		return "SIGKILL"
 	}
 	return s.String()
 }
