@@ -95,8 +95,8 @@ func TestReliabilityReloadWatch(t *testing.T) {
 }
 
 // TestReliabilityKillWorkerQueued: connections waiting in a slot's accept
-// queue survive the death of the slot's worker: the master keeps the socket
-// and the replacement worker answers them.
+// queue survive the death of the slot's worker: the master keeps the socket,
+// and another worker (adopting the slot) or the replacement answers them.
 func TestReliabilityKillWorkerQueued(t *testing.T) {
 	p, base := relStartCluster(t, 2)
 	pids := relWaitWorkers(t, p, 2)
@@ -137,15 +137,12 @@ func TestReliabilityKillWorkerQueued(t *testing.T) {
 		}
 		byPid[r.Header.Get("X-Server-Pid")]++
 	}
+	// About half of them waited in the stopped worker's queue (the kernel
+	// hashes each connection to a slot): the other worker, which adopts the
+	// orphaned slot at once, or the replacement answered them.
 	t.Logf("%d queued connections answered by pid: %v (killed %d)", n, byPid, victim)
-	replaced := 0
-	for pid, c := range byPid {
-		if pid != strconv.Itoa(pids[1]) {
-			replaced += c
-		}
-	}
-	if replaced == 0 {
-		t.Errorf("no queued connection was answered by the replacement of worker %d; answers by pid %v", victim, byPid)
+	if c := byPid[strconv.Itoa(victim)]; c != 0 {
+		t.Errorf("%d answers from the stopped worker %d", c, victim)
 	}
 }
 
@@ -172,17 +169,7 @@ func TestReliabilityKillWorkerUnderLoad(t *testing.T) {
 	}
 	res := load.Stop()
 	t.Logf("%d worker SIGKILLs under 32 connections: %s", kills, res)
-	if res.Refused != 0 {
-		t.Errorf("refused connections = %d, want 0", res.Refused)
-	}
-	if res.Failed > kills*32 {
-		t.Errorf("failed requests = %d, want at most %d (the requests in flight on the killed workers)", res.Failed, kills*32)
-	}
-	for _, e := range res.Errors {
-		if strings.Contains(e, "Timeout") || strings.Contains(e, "status") {
-			t.Errorf("failure %q: only requests cut by the kill may fail, never by a timeout or an error status", e)
-		}
-	}
+	relAssertKillOnly(t, res, kills*32)
 }
 
 // TestReliabilityCrashLoop: a broken executable aborts a rolling reload
@@ -249,7 +236,30 @@ func TestReliabilityCrashLoop(t *testing.T) {
 	})
 	res := load.Stop()
 	t.Logf("crash loop under 8 clients: %s", res)
-	relAssertNoLoss(t, res)
+	// The SIGKILL may cut the requests the victim was running (one per
+	// client at most); nothing else may fail.
+	relAssertKillOnly(t, res, 8)
+}
+
+// relAssertKillOnly allows up to limit failures, all of them requests cut
+// by a killed worker (never a refused connection, a timeout or an error
+// status), and fails a load that did not run.
+func relAssertKillOnly(tb testing.TB, res relResult, limit int64) {
+	tb.Helper()
+	if res.Refused != 0 {
+		tb.Errorf("refused connections = %d, want 0", res.Refused)
+	}
+	if res.Failed > limit {
+		tb.Errorf("failed requests = %d, want at most %d (the requests in flight on the killed workers)", res.Failed, limit)
+	}
+	for _, e := range res.Errors {
+		if strings.Contains(e, "Timeout") || strings.Contains(e, "status") {
+			tb.Errorf("failure %q: only requests cut by the kill may fail, never by a timeout or an error status", e)
+		}
+	}
+	if res.OK < 100 {
+		tb.Errorf("only %d requests answered: the load did not run", res.OK)
+	}
 }
 
 // TestReliabilityMasterSIGKILL: a master killed with SIGKILL leaves no

@@ -78,6 +78,25 @@ func TestReliabilityMetrics(t *testing.T) {
 		t.Errorf("summed over both workers: 200s %v, 400s %v, 404s %v, drawn %v; want %d, 1, 1, %d", ok200, bad400, notFound, drawn, n, n*1000)
 	}
 
+	// The master gathers every worker's lbserver_* series, labelled by worker.
+	mbody, _ := relScrape(t, maddr)
+	var sum200 float64
+	for id := range 2 {
+		v := relSeries(mbody, `lbserver_http_requests_total{code="200",route="GET /api/randoms",worker="`+strconv.Itoa(id+1)+`"}`)
+		if v < 0 {
+			t.Errorf("master metrics lack worker %d's requests:\n%s", id+1, mbody)
+		}
+		sum200 += max(0, v)
+	}
+	if sum200 != n {
+		t.Errorf("master's gathered 200s on /api/randoms = %v, want %d", sum200, n)
+	}
+	for _, name := range []string{"lbserver_randoms_numbers_drawn_total{worker=", "lbserver_compute_slots_busy{worker=", "lbserver_master_slots_adopted 0"} {
+		if !strings.Contains(mbody, name) {
+			t.Errorf("master metrics lack %s", name)
+		}
+	}
+
 	master := func(name string) float64 {
 		body, _ := relScrape(t, maddr)
 		return relMetric(body, name)

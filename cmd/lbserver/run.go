@@ -119,6 +119,9 @@ func runWorker(ctx context.Context, force <-chan struct{}, cfg config.Config, w 
 	defer cancel()
 	srv := newServer(cfg, w.ID, build, log)
 	gs := graceful.New(srv, serveOpts(cfg, log))
+	if w.Private != nil {
+		gs.ServeListener(w.Private) // the master gathers this worker's /metrics there
+	}
 	wg.Go(func() {
 		// gs also accepts for a slot whose worker is dead, when the master says so.
 		if w.WatchMaster(ctx, gs) {

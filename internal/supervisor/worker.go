@@ -16,7 +16,8 @@ import (
 const (
 	EnvWorkerID  = "LBSERVER_WORKER_ID"
 	EnvMasterPID = "LBSERVER_MASTER_PID"
-	EnvSlots     = "LBSERVER_SLOTS" // when set to N, fds 6..5+N are the sockets of slots 1..N
+	EnvSlots     = "LBSERVER_SLOTS"      // when set to N, fds 6..5+N are the sockets of slots 1..N
+	EnvPrivateFD = "LBSERVER_PRIVATE_FD" // the fd of the worker's private listener (a unix socket only the master uses)
 	fdListener   = 3
 	fdReady      = 4
 	fdLifeline   = 5
@@ -37,6 +38,9 @@ type Adopter interface {
 type Worker struct {
 	ID       int
 	Listener net.Listener
+	// Private is a unix socket listener only the master connects to (to
+	// gather this worker's /metrics); nil when the master gave none.
+	Private  net.Listener
 	ready    *os.File
 	lifeline *os.File
 	slots    map[int]*os.File // every slot's socket, by slot id, for adoption
@@ -70,6 +74,17 @@ func FromEnv(getenv func(string) string) (w *Worker, ok bool, err error) {
 		ready:    os.NewFile(fdReady, "ready"),
 		lifeline: os.NewFile(fdLifeline, "lifeline"),
 		slots:    map[int]*os.File{},
+	}
+	if v := getenv(EnvPrivateFD); v != "" {
+		fd, err := strconv.Atoi(v)
+		if err != nil || fd <= fdLifeline {
+			return nil, true, fmt.Errorf("bad %s=%q", EnvPrivateFD, v)
+		}
+		pf := os.NewFile(uintptr(fd), "private")
+		if w.Private, err = net.FileListener(pf); err != nil {
+			return nil, true, fmt.Errorf("worker %d: private listener: %w", id, err)
+		}
+		_ = pf.Close()
 	}
 	if v := getenv(EnvSlots); v != "" {
 		n, err := strconv.Atoi(v)
