@@ -6,13 +6,17 @@
 // without a response, and closing idle keep-alive connections races with a
 // client that is just sending on them. Drain therefore runs in steps:
 //
-//  1. close the listener (in a CLUSTER worker, only this process's copy: the
-//     master's copy keeps the socket and its accept queue alive);
+//  1. close the listener and any added with ServeListener (in a CLUSTER
+//     worker, only this process's copies: the master's copies keep the
+//     sockets and their accept queues alive);
 //  2. answer every further request with "Connection: close";
 //  3. wait until no connection is new (accepted, not yet read) or active, and
 //     give idle keep-alive connections IdleGrace to send their next request
 //     (answered, then closed by us) or to close;
 //  4. only then Shutdown, under what is left of DrainTimeout; past it, Close.
+//
+// A second stop signal (force) ends the drain at once; Serve then returns
+// ErrForced, so that the process exits non-zero.
 package graceful
 
 import (
