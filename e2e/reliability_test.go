@@ -64,33 +64,44 @@ func TestReliabilityReloadSIGHUP(t *testing.T) {
 }
 
 // TestReliabilityReloadWatch: with --watch, replacing the executable on disk
-// (as a rebuild or a deploy does) 20 times under 32 concurrent clients
-// replaces the workers with no failed request; /api/info then shows the new
-// build.
+// (as a rebuild or a deploy does) under 32 concurrent clients replaces the
+// workers with no failed request; /api/info then shows the new build. 20
+// times in CLUSTER mode (2 workers), 5 times in FORK mode (--watch runs one
+// supervised worker).
 func TestReliabilityReloadWatch(t *testing.T) {
-	dir := t.TempDir()
-	exe := relCopyBin(t, dir)
-	orig, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, base := relStartClusterBin(t, exe, 2, "--watch")
-	relWaitLog(t, p, "watching", 1, 10*time.Second)
-	build0 := relBuild(t, base)
-	load := relStartLoad(t, relLoadOpts{URL: base + relLight, KeepAlive: 16, PerRequest: 16, MaxTime: 90 * time.Second})
-	start := time.Now()
-	for i := range relReloads {
-		// A different file each time: the same program with a trailer, so
-		// its build id (a hash of the file) changes.
-		relReplaceFile(t, exe, append(slices.Clip(orig), []byte(fmt.Sprintf("\nrebuild %d\n", i))...))
-		relWaitLog(t, p, "rolling reload finished", i+1, 30*time.Second)
-	}
-	took := time.Since(start)
-	res := load.Stop()
-	t.Logf("%d --watch reloads in %s under 32 connections: %s", relReloads, took.Round(time.Millisecond), res)
-	relAssertNoLoss(t, res)
-	if got := relBuild(t, base); got == build0 {
-		t.Errorf("build after %d replacements = %s, want a new one", relReloads, got)
+	for _, c := range []struct {
+		mode    string
+		reloads int
+	}{{"CLUSTER", relReloads}, {"FORK", 5}} {
+		t.Run(c.mode, func(t *testing.T) {
+			dir := t.TempDir()
+			exe := relCopyBin(t, dir)
+			orig, err := os.ReadFile(exe)
+			if err != nil {
+				t.Fatal(err)
+			}
+			port := FreePort(t)
+			base := relBase(port)
+			p := StartCmd(t, exec.Command(exe, "--port", strconv.Itoa(port), "--host", "127.0.0.1", "--mode", c.mode, "--workers", "2", "--watch"))
+			WaitHTTP(t, p, base+"/healthz", 20*time.Second)
+			relWaitLog(t, p, "watching", 1, 10*time.Second)
+			build0 := relBuild(t, base)
+			load := relStartLoad(t, relLoadOpts{URL: base + relLight, KeepAlive: 16, PerRequest: 16, MaxTime: 90 * time.Second})
+			start := time.Now()
+			for i := range c.reloads {
+				// A different file each time: the same program with a trailer,
+				// so its build id (a hash of the file) changes.
+				relReplaceFile(t, exe, append(slices.Clip(orig), []byte(fmt.Sprintf("\nrebuild %d\n", i))...))
+				relWaitLog(t, p, "rolling reload finished", i+1, 30*time.Second)
+			}
+			took := time.Since(start)
+			res := load.Stop()
+			t.Logf("%s: %d --watch reloads in %s under 32 connections: %s", c.mode, c.reloads, took.Round(time.Millisecond), res)
+			relAssertNoLoss(t, res)
+			if got := relBuild(t, base); got == build0 {
+				t.Errorf("build after %d replacements = %s, want a new one", c.reloads, got)
+			}
+		})
 	}
 }
 
