@@ -35,10 +35,16 @@ func relInNetns(t *testing.T) (outer bool) {
 		t.Fatal("the test in its network namespace did not finish in 5m")
 	}
 	out := p.Output.String()
-	t.Logf("inside unshare -n:\n%s", out)
 	if err := p.Err(); err != nil || !strings.Contains(out, "--- PASS: "+t.Name()) {
-		t.Fatalf("the test failed inside its network namespace: %v", err)
+		t.Fatalf("the test failed inside its network namespace: %v\n%s", err, out)
 	}
+	var report []string // the test's own lines, without the processes' logs
+	for line := range strings.Lines(out) {
+		if strings.Contains(line, "_test.go:") || strings.Contains(line, "--- ") {
+			report = append(report, strings.TrimRight(line, "\n"))
+		}
+	}
+	t.Logf("inside unshare -n:\n%s", strings.Join(report, "\n"))
 	return true
 }
 
