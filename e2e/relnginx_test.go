@@ -48,17 +48,77 @@ func relInNetns(t *testing.T) (outer bool) {
 	return true
 }
 
-// relNginxConf is deploy/nginx/topology-b.conf, or the minimal equivalent
-// in testdata while that file is not in the tree.
-func relNginxConf(t *testing.T) string {
+// relNginxConf is deploy/nginx/<name>, or the minimal equivalent
+// e2e/testdata/nginx-<name> while that file is not in the tree.
+func relNginxConf(t *testing.T, name string) string {
 	t.Helper()
-	conf := filepath.Join(repoRoot(), "deploy", "nginx", "topology-b.conf")
+	conf := filepath.Join(repoRoot(), "deploy", "nginx", name)
 	if _, err := os.Stat(conf); err == nil {
 		return conf
 	}
-	conf, _ = filepath.Abs(filepath.Join("testdata", "nginx-topology-b.conf"))
-	t.Logf("deploy/nginx/topology-b.conf not in the tree; using %s", conf)
+	conf, _ = filepath.Abs(filepath.Join("testdata", "nginx-"+name))
+	t.Logf("deploy/nginx/%s not in the tree; using %s", name, conf)
 	return conf
+}
+
+// relStartNginx runs nginx in the foreground with conf and its own prefix,
+// and waits until url answers through it.
+func relStartNginx(t *testing.T, nginx, conf, url string) string {
+	t.Helper()
+	prefix := t.TempDir()
+	// nginx's workers run as nobody: let them reach the prefix.
+	for _, d := range []string{filepath.Dir(prefix), prefix} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(prefix, "logs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-p", prefix, "-c", conf}
+	if b, _ := os.ReadFile(conf); !strings.Contains(string(b), "\ndaemon ") {
+		args = append(args, "-g", "daemon off;")
+	}
+	ng := StartCmd(t, exec.Command(nginx, args...))
+	t.Cleanup(func() {
+		_ = ng.Signal(syscall.SIGQUIT)
+		ng.Wait(5 * time.Second)
+	})
+	WaitHTTP(t, ng, url, 20*time.Second)
+	return prefix
+}
+
+// TestReliabilityNginxTopologyAReload: through nginx topology A (port 80,
+// /api/randoms to a CLUSTER on 8081 over upstream keep-alive connections),
+// 20 rolling reloads of the CLUSTER under 32 clients fail no request. This
+// is where the keep-alive race of a drain shows: nginx may send a request on
+// an idle upstream connection the worker is closing.
+func TestReliabilityNginxTopologyAReload(t *testing.T) {
+	nginx := requireTool(t, "nginx")
+	if relInNetns(t) {
+		return
+	}
+	conf := relNginxConf(t, "topology-a.conf")
+	fork := StartLB(t, "--port", "8080", "--host", "127.0.0.1", "--mode", "FORK")
+	WaitHTTP(t, fork, "http://127.0.0.1:8080/healthz", 20*time.Second)
+	cluster := StartLB(t, "--port", "8081", "--host", "127.0.0.1", "--mode", "CLUSTER", "--workers", "2")
+	WaitHTTP(t, cluster, "http://127.0.0.1:8081/healthz", 20*time.Second)
+	relWaitWorkers(t, cluster, 2)
+	relStartNginx(t, nginx, conf, "http://127.0.0.1/api/randoms?cant=10")
+
+	load := relStartLoad(t, relLoadOpts{URL: "http://127.0.0.1/api/randoms?cant=1000", KeepAlive: 16, PerRequest: 16,
+		MaxTime: 90 * time.Second, Timeout: 20 * time.Second})
+	start := time.Now()
+	for i := range relReloads {
+		if err := cluster.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		relWaitLog(t, cluster, "rolling reload finished", i+1, 30*time.Second)
+	}
+	took := time.Since(start)
+	res := load.Stop()
+	t.Logf("nginx topology A (%s): %d SIGHUP reloads in %s under 32 clients: %s", filepath.Base(conf), relReloads, took.Round(time.Millisecond), res)
+	relAssertNoLoss(t, res)
 }
 
 // TestReliabilityNginxTopologyBKill: through nginx topology B (port 80,
@@ -81,23 +141,13 @@ func TestReliabilityNginxTopologyBKill(t *testing.T) {
 	if relInNetns(t) {
 		return
 	}
-	conf := relNginxConf(t)
+	conf := relNginxConf(t, "topology-b.conf")
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		t.Run(unixSigName(sig), func(t *testing.T) { relNginxKill(t, nginx, conf, sig) })
 	}
 }
 
 func relNginxKill(t *testing.T, nginx, conf string, sig syscall.Signal) {
-	prefix := t.TempDir()
-	// nginx's workers run as nobody: let them reach the prefix.
-	for _, d := range []string{filepath.Dir(prefix), prefix} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.MkdirAll(filepath.Join(prefix, "logs"), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	start := func(port int) *Proc {
 		return StartLB(t, "--port", strconv.Itoa(port), "--host", "127.0.0.1", "--mode", "FORK")
 	}
@@ -109,16 +159,7 @@ func relNginxKill(t *testing.T, nginx, conf string, sig syscall.Signal) {
 		inst[port] = start(port)
 		WaitHTTP(t, inst[port], "http://127.0.0.1:"+strconv.Itoa(port)+"/healthz", 20*time.Second)
 	}
-	args := []string{"-p", prefix, "-c", conf}
-	if b, _ := os.ReadFile(conf); !strings.Contains(string(b), "\ndaemon ") {
-		args = append(args, "-g", "daemon off;")
-	}
-	ng := StartCmd(t, exec.Command(nginx, args...))
-	t.Cleanup(func() {
-		_ = ng.Signal(syscall.SIGQUIT)
-		ng.Wait(5 * time.Second)
-	})
-	WaitHTTP(t, ng, "http://127.0.0.1/api/randoms?cant=10", 20*time.Second)
+	prefix := relStartNginx(t, nginx, conf, "http://127.0.0.1/api/randoms?cant=10")
 
 	load := relStartLoad(t, relLoadOpts{URL: "http://127.0.0.1/api/randoms?cant=1000", KeepAlive: 16, PerRequest: 16,
 		MaxTime: 30 * time.Second, Timeout: 20 * time.Second})
