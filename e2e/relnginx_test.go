@@ -83,6 +83,21 @@ func relStartNginx(t *testing.T, nginx, conf, url string) string {
 	t.Cleanup(func() {
 		_ = ng.Signal(syscall.SIGQUIT)
 		ng.Wait(5 * time.Second)
+		if !t.Failed() {
+			return
+		}
+		// The errors that reached clients, without the retried ones.
+		b, _ := os.ReadFile(filepath.Join(prefix, "logs", "error.log"))
+		var keep []string
+		for line := range strings.Lines(string(b)) {
+			if !strings.Contains(line, "while connecting to upstream") || strings.Contains(line, "no live upstreams") {
+				keep = append(keep, line)
+			}
+		}
+		if len(keep) > 200 {
+			keep = keep[:200]
+		}
+		t.Logf("nginx error.log (connect failures left out):\n%s", strings.Join(keep, ""))
 	})
 	WaitHTTP(t, ng, url, 20*time.Second)
 	return prefix
