@@ -141,7 +141,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	for _, name := range []string{"mode", "m", "modo"} {
 		fs.StringVar(&modeStr, name, modeStr, "FORK (one process) or CLUSTER (master + workers), any case (env MODE)")
 	}
-	fs.IntVar(&c.Workers, "workers", c.Workers, "number of CLUSTER workers (default: CPUs this process may use)")
+	fs.IntVar(&c.Workers, "workers", c.Workers, "number of CLUSTER workers (default: the CPUs this process may use, "+strconv.Itoa(c.Workers)+" here)")
 	fs.StringVar(&c.Host, "host", "", "address to bind (default: all interfaces)")
 	fs.Int64Var(&c.MaxCant, "max-cant", c.MaxCant, "largest cant accepted by /api/randoms")
 	fs.Int64Var(&c.DefaultCant, "default-cant", c.DefaultCant, "cant used by /api/randoms when none is given")
@@ -266,7 +266,7 @@ Flags (-flag and --flag are the same; -p = --port, -m = --mode = --modo):
 			return
 		}
 		def := ""
-		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.Name != "workers" {
 			def = " (default " + f.DefValue + ")"
 		}
 		fmt.Fprintf(out, "  --%-16s %s%s\n", f.Name, f.Usage, def)
