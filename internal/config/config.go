@@ -59,6 +59,7 @@ type Config struct {
 	Build     string   // shell command run before a reload triggered by WatchDirs
 
 	MasterMetrics string // CLUSTER: address where the master serves its own /metrics ("" = off)
+	SharedSocket  bool   // CLUSTER: one accept queue for all workers instead of one SO_REUSEPORT socket each
 
 	Check   bool // validate, print the configuration, exit
 	Version bool // print the build version, exit
@@ -140,7 +141,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	for _, name := range []string{"mode", "m", "modo"} {
 		fs.StringVar(&modeStr, name, modeStr, "FORK (one process) or CLUSTER (master + workers), any case (env MODE)")
 	}
-	fs.IntVar(&c.Workers, "workers", c.Workers, "number of CLUSTER workers (default: CPUs this process may use)")
+	fs.IntVar(&c.Workers, "workers", c.Workers, "number of CLUSTER workers (default: the CPUs this process may use, "+strconv.Itoa(c.Workers)+" here)")
 	fs.StringVar(&c.Host, "host", "", "address to bind (default: all interfaces)")
 	fs.Int64Var(&c.MaxCant, "max-cant", c.MaxCant, "largest cant accepted by /api/randoms")
 	fs.Int64Var(&c.DefaultCant, "default-cant", c.DefaultCant, "cant used by /api/randoms when none is given")
@@ -152,6 +153,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	fs.Var(listFlag{&c.WatchDirs}, "watch-dir", "with --watch: also watch this folder (repeatable); changes run --build, then reload")
 	fs.StringVar(&c.Build, "build", "", "with --watch-dir: shell command that rebuilds the executable")
 	fs.StringVar(&c.MasterMetrics, "master-metrics", "", "CLUSTER/--watch: address (e.g. 127.0.0.1:9100) where the master serves its own /metrics")
+	fs.BoolVar(&c.SharedSocket, "shared-socket", false, "CLUSTER: one accept queue shared by all workers instead of one SO_REUSEPORT socket per worker (for comparison)")
 	fs.BoolVar(&c.Check, "check", false, "validate the configuration, print it and exit (like nginx -t)")
 	fs.BoolVar(&c.Version, "version", false, "print the build version and exit")
 
@@ -217,6 +219,9 @@ func (c Config) String() string {
 	if c.ReusePort {
 		s += " reuseport"
 	}
+	if c.SharedSocket {
+		s += " shared-socket"
+	}
 	if c.Watch {
 		s += " watch"
 		for _, d := range c.WatchDirs {
@@ -261,7 +266,7 @@ Flags (-flag and --flag are the same; -p = --port, -m = --mode = --modo):
 			return
 		}
 		def := ""
-		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.Name != "workers" {
 			def = " (default " + f.DefValue + ")"
 		}
 		fmt.Fprintf(out, "  --%-16s %s%s\n", f.Name, f.Usage, def)

@@ -1,0 +1,296 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// info is the part of /api/info the tests read.
+type info struct {
+	Pid      int    `json:"pid"`
+	Ppid     int    `json:"ppid"`
+	CPUs     int    `json:"cpus"`
+	Mode     string `json:"mode"`
+	WorkerID int    `json:"workerId"`
+	Port     int    `json:"port"`
+	Build    string `json:"build"`
+}
+
+func getInfo(tb testing.TB, base string) info {
+	tb.Helper()
+	r := MustGet(tb, base+"/api/info")
+	var in info
+	if err := json.Unmarshal(r.Body, &in); err != nil {
+		tb.Fatalf("/api/info: %v: %s", err, r.Body)
+	}
+	return in
+}
+
+// startCluster starts a CLUSTER master with n workers and waits until all
+// n workers are running and the port answers.
+func startCluster(tb testing.TB, n int, extra ...string) (*Proc, string) {
+	tb.Helper()
+	port := FreePort(tb)
+	args := append([]string{"--port", strconv.Itoa(port), "--host", "127.0.0.1", "--mode", "CLUSTER", "--workers", strconv.Itoa(n)}, extra...)
+	p := StartLB(tb, args...)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	WaitHTTP(tb, p, base+"/healthz", 15*time.Second)
+	Eventually(tb, 10*time.Second, fmt.Sprintf("%d workers", n), func() bool { return len(ChildPids(p.Pid())) == n })
+	return p, base
+}
+
+func TestForkIsOneProcess(t *testing.T) {
+	port := FreePort(t)
+	p := StartLB(t, "--port", strconv.Itoa(port), "--mode", "fork")
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	WaitHTTP(t, p, base+"/healthz", 10*time.Second)
+	in := getInfo(t, base)
+	if in.Pid != p.Pid() || in.Mode != "FORK" || in.WorkerID != 0 || in.Port != port {
+		t.Errorf("got pid=%d mode=%s worker=%d port=%d, want %d FORK 0 %d", in.Pid, in.Mode, in.WorkerID, in.Port, p.Pid(), port)
+	}
+	if kids := ChildPids(p.Pid()); len(kids) != 0 {
+		t.Errorf("FORK has child processes %v, want none", kids)
+	}
+	r := MustGet(t, base+"/info")
+	if r.Header.Get("X-Server-Port") != strconv.Itoa(port) || r.Header.Get("X-Server-Pid") != strconv.Itoa(p.Pid()) {
+		t.Errorf("got X-Server-Port=%q X-Server-Pid=%q, want %d %d", r.Header.Get("X-Server-Port"), r.Header.Get("X-Server-Pid"), port, p.Pid())
+	}
+}
+
+func TestClusterMasterAndWorkers(t *testing.T) {
+	p, base := startCluster(t, 2)
+	kids := ChildPids(p.Pid())
+	seen := map[int]bool{}
+	for range 40 {
+		in := getInfo(t, base)
+		if in.Pid == p.Pid() {
+			t.Fatalf("the master (pid %d) answered; it must serve no HTTP", in.Pid)
+		}
+		if !slices.Contains(kids, in.Pid) || in.Ppid != p.Pid() || in.Mode != "CLUSTER" || in.WorkerID < 1 || in.WorkerID > 2 {
+			t.Fatalf("answered by %+v; want one of the workers %v of master %d", in, kids, p.Pid())
+		}
+		seen[in.Pid] = true
+	}
+	if len(seen) < 2 {
+		t.Errorf("40 new connections were answered by %d worker(s), want both", len(seen))
+	}
+}
+
+func TestClusterKilledWorkerIsReplaced(t *testing.T) {
+	p, base := startCluster(t, 2)
+	kids := ChildPids(p.Pid())
+	victim := kids[0]
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 10*time.Second, "a new worker in place of the killed one", func() bool {
+		now := ChildPids(p.Pid())
+		return len(now) == 2 && !slices.Contains(now, victim)
+	})
+	for range 20 {
+		if r := MustGet(t, base+"/api/info"); r.Status != 200 {
+			t.Fatalf("got %d after a worker was replaced, want 200", r.Status)
+		}
+	}
+	if !strings.Contains(p.Output.String(), "worker exited") || !strings.Contains(p.Output.String(), "signal: killed") {
+		t.Errorf("master did not log the exit with its status; output:\n%s", p.Output.String())
+	}
+}
+
+func TestSIGTERMLeavesNoProcess(t *testing.T) {
+	for _, mode := range []string{"FORK", "CLUSTER"} {
+		t.Run(mode, func(t *testing.T) {
+			port := FreePort(t)
+			p := StartLB(t, "--port", strconv.Itoa(port), "--mode", mode, "--workers", "2")
+			WaitHTTP(t, p, fmt.Sprintf("http://127.0.0.1:%d/healthz", port), 15*time.Second)
+			want := 0
+			if mode == "CLUSTER" {
+				want = 2
+			}
+			Eventually(t, 10*time.Second, "workers", func() bool { return len(ChildPids(p.Pid())) == want })
+			kids := ChildPids(p.Pid())
+			if err := p.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if !p.Wait(20 * time.Second) {
+				t.Fatal("still running 20s after SIGTERM")
+			}
+			if err := p.Err(); err != nil {
+				t.Errorf("exit after SIGTERM: got %v, want status 0", err)
+			}
+			for _, k := range kids {
+				if Alive(k) {
+					t.Errorf("worker %d still alive after the master exited", k)
+				}
+			}
+			if _, err := Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port)); err == nil {
+				t.Error("port still answers after SIGTERM")
+			}
+		})
+	}
+}
+
+func TestSIGHUPReplacesEveryWorkerWithoutFailures(t *testing.T) {
+	p, base := startCluster(t, 2)
+	before := ChildPids(p.Pid())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				r, err := Get(base + "/api/info")
+				if err != nil || r.Status != 200 {
+					if ctx.Err() != nil {
+						return
+					}
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Sprintf("err=%v status=%d", err, r.Status))
+					continue
+				}
+				ok.Add(1)
+			}
+		})
+	}
+	Eventually(t, 5*time.Second, "client loop running", func() bool { return ok.Load() > 50 })
+	if err := p.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 20*time.Second, "every worker replaced", func() bool {
+		now := ChildPids(p.Pid())
+		if len(now) != 2 {
+			return false
+		}
+		for _, pid := range now {
+			if slices.Contains(before, pid) {
+				return false
+			}
+		}
+		return true
+	})
+	atMark := ok.Load()
+	Eventually(t, 5*time.Second, "requests served by the new workers", func() bool { return ok.Load() > atMark+50 })
+	cancel()
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Errorf("%d of %d requests failed during the rolling reload (first: %v)", failed.Load(), failed.Load()+ok.Load(), firstErr.Load())
+	}
+	t.Logf("%d requests, 0 failed, across a rolling reload of 2 workers", ok.Load())
+}
+
+func TestInfoAnswersWhileHeavyRequestRuns(t *testing.T) {
+	port := FreePort(t)
+	p := StartLB(t, "--port", strconv.Itoa(port))
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	WaitHTTP(t, p, base+"/healthz", 10*time.Second)
+	busy := func() bool {
+		r, err := Get(base + "/metrics")
+		return err == nil && strings.Contains(string(r.Body), "\nlbserver_compute_slots_busy 1\n")
+	}
+	// Three maximal requests queue behind one compute slot: seconds of CPU.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for range 3 {
+		wg.Go(func() { _, _ = Get(base + "/api/randoms?cant=1000000000") })
+	}
+	Eventually(t, 10*time.Second, "a heavy request computing", busy)
+	for range 5 {
+		r := MustGet(t, base+"/info")
+		if r.Status != 200 || !strings.Contains(string(r.Body), `id="cpus"`) {
+			t.Fatalf("/info during a heavy request: got %d", r.Status)
+		}
+	}
+	if !busy() {
+		t.Error("the heavy requests had finished before /info was checked, so this run proves nothing: make the heavy load longer")
+	}
+}
+
+func TestBadCommandLines(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--mode", "turbo"}, 2, "valid modes are FORK and CLUSTER"},
+		{[]string{"--port", "70000"}, 2, "1 to 65535"},
+		{[]string{"--nope"}, 2, "not defined"},
+	}
+	for _, tt := range tests {
+		out, err := exec.Command(binPath, tt.args...).CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != tt.code {
+			t.Errorf("%q: got %v, want exit status %d", tt.args, err, tt.code)
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if len(lines) != 1 || !strings.Contains(lines[0], tt.want) {
+			t.Errorf("%q: got output %q, want one line with %q", tt.args, out, tt.want)
+		}
+	}
+	out, err := exec.Command(binPath, "--port", "8081", "--mode", "cluster", "--check").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "configuration ok") {
+		t.Errorf("--check: got %v %q, want exit 0 and 'configuration ok'", err, out)
+	}
+}
+
+func TestPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	for _, mode := range []string{"FORK", "CLUSTER"} {
+		p := StartLB(t, "--port", port, "--host", "127.0.0.1", "--mode", mode, "--workers", "2")
+		if !p.Wait(10 * time.Second) {
+			t.Fatalf("%s: still running with its port in use", mode)
+		}
+		var ee *exec.ExitError
+		if err := p.Err(); !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Errorf("%s: got %v, want exit status 1", mode, err)
+		}
+		out := strings.TrimSpace(p.Output.String())
+		if !strings.Contains(out, "address already in use") || strings.Count(out, "\n") != 0 {
+			t.Errorf("%s: got %q, want one line naming 'address already in use'", mode, out)
+		}
+	}
+}
+
+func TestHeavyRequestStopsWhenClientLeaves(t *testing.T) {
+	port := FreePort(t)
+	// 10^12 numbers would take many minutes; only cancellation can end it soon.
+	p := StartLB(t, "--port", strconv.Itoa(port), "--max-cant", "1000000000000")
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	WaitHTTP(t, p, base+"/healthz", 10*time.Second)
+	busy := func() bool {
+		r, err := Get(base + "/metrics")
+		return err == nil && strings.Contains(string(r.Body), "\nlbserver_compute_slots_busy 1\n")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/api/randoms?cant=1000000000000", nil)
+		if r, err := client.Do(req); err == nil {
+			r.Body.Close()
+		}
+	}()
+	Eventually(t, 10*time.Second, "the heavy request computing", busy)
+	cancel()
+	<-done
+	Eventually(t, 10*time.Second, "the computation to stop after the client left", func() bool { return !busy() })
+}

@@ -1,0 +1,113 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(kv ...string) func(string) string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) string { return m[k] }
+}
+
+func TestParseGood(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     func(string) string
+		port    int
+		mode    Mode
+		workers int
+	}{
+		{"defaults", nil, env(), 8080, ModeFork, DefaultWorkers()},
+		{"long flags", []string{"--port", "8081", "--mode", "CLUSTER"}, env(), 8081, ModeCluster, DefaultWorkers()},
+		{"equals form", []string{"--port=8082", "--mode=fork"}, env(), 8082, ModeFork, DefaultWorkers()},
+		{"short flags", []string{"-p", "9000", "-m", "cluster", "--workers", "3"}, env(), 9000, ModeCluster, 3},
+		{"spanish alias", []string{"--modo", "Cluster"}, env(), 8080, ModeCluster, DefaultWorkers()},
+		{"env", nil, env("PORT", "7000", "MODE", "cluster"), 7000, ModeCluster, DefaultWorkers()},
+		{"flag beats env", []string{"--port", "7001"}, env("PORT", "7000"), 7001, ModeFork, DefaultWorkers()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse(tt.args, tt.env, &bytes.Buffer{})
+			if err != nil {
+				t.Fatalf("Parse(%q): %v", tt.args, err)
+			}
+			if c.Port != tt.port || c.Mode != tt.mode || c.Workers != tt.workers {
+				t.Errorf("got port=%d mode=%s workers=%d, want %d %s %d", c.Port, c.Mode, c.Workers, tt.port, tt.mode, tt.workers)
+			}
+		})
+	}
+}
+
+func TestParseBad(t *testing.T) {
+	tests := []struct {
+		args []string
+		env  func(string) string
+		want string // part of the one-line message
+	}{
+		{[]string{"--mode", "turbo"}, env(), "valid modes are FORK and CLUSTER"},
+		{[]string{"--modo", ""}, env(), "valid modes are FORK and CLUSTER"},
+		{nil, env("MODE", "x"), "valid modes are FORK and CLUSTER"},
+		{[]string{"--port", "0"}, env(), "1 to 65535"},
+		{[]string{"--port", "65536"}, env(), "1 to 65535"},
+		{[]string{"--port", "-1"}, env(), "1 to 65535"},
+		{[]string{"--port", "http"}, env(), "1 to 65535"},
+		{nil, env("PORT", "99999"), "1 to 65535"},
+		{[]string{"--bogus"}, env(), "flag provided but not defined: -bogus"},
+		{[]string{"--port"}, env(), "flag needs an argument"},
+		{[]string{"extra"}, env(), "unexpected argument"},
+		{[]string{"--workers", "0", "--mode", "cluster"}, env(), "1 to 1024"},
+		{[]string{"--max-cant", "0"}, env(), "at least 1"},
+		{[]string{"--default-cant", "5", "--max-cant", "4"}, env(), "--max-cant"},
+		{[]string{"--drain-timeout", "-1s"}, env(), "negative"},
+		{[]string{"--build", "make"}, env(), "--build needs --watch-dir"},
+		{[]string{"--watch-dir", "."}, env(), "--watch-dir needs --watch"},
+		{[]string{"--reuseport", "--mode", "cluster"}, env(), "--reuseport is for FORK"},
+	}
+	for _, tt := range tests {
+		_, err := Parse(tt.args, tt.env, &bytes.Buffer{})
+		var ue *UsageError
+		if !errors.As(err, &ue) {
+			t.Errorf("Parse(%q): got %v, want a *UsageError", tt.args, err)
+			continue
+		}
+		if !strings.Contains(ue.Msg, tt.want) || strings.Contains(ue.Msg, "\n") {
+			t.Errorf("Parse(%q): got %q, want one line containing %q", tt.args, ue.Msg, tt.want)
+		}
+	}
+}
+
+func TestHelpDocumentsEveryFlag(t *testing.T) {
+	var out bytes.Buffer
+	if _, err := Parse([]string{"--help"}, env(), &out); !errors.Is(err, ErrHelp) {
+		t.Fatalf("got %v, want ErrHelp", err)
+	}
+	for _, f := range []string{"--port", "--mode", "--modo", "--workers", "--host", "--max-cant", "--drain-timeout",
+		"--reuseport", "--watch", "--watch-dir", "--build", "--check", "--compute-slots", "--queue", "--master-metrics", "--shared-socket"} {
+		if !strings.Contains(out.String(), f) {
+			t.Errorf("--help does not mention %s", f)
+		}
+	}
+}
+
+func TestSupervised(t *testing.T) {
+	c, _ := Parse([]string{"--watch"}, env(), &bytes.Buffer{})
+	if !c.Supervised() || c.WorkerCount() != 1 {
+		t.Errorf("FORK --watch: supervised=%v workers=%d, want true 1", c.Supervised(), c.WorkerCount())
+	}
+	c, _ = Parse(nil, env(), &bytes.Buffer{})
+	if c.Supervised() {
+		t.Error("plain FORK must not be supervised")
+	}
+	c, _ = Parse([]string{"--drain-timeout", "3s", "--host", "::1", "--port", "81"}, env(), &bytes.Buffer{})
+	if c.DrainTimeout != 3*time.Second || c.Addr() != "[::1]:81" {
+		t.Errorf("got drain=%s addr=%s, want 3s [::1]:81", c.DrainTimeout, c.Addr())
+	}
+}

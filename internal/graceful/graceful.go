@@ -1,0 +1,179 @@
+// Package graceful serves HTTP on a listener and, when asked to stop, drains
+// so that no request that reached the process fails.
+//
+// net/http's Shutdown alone is not enough (see NOTES.md): a connection
+// accepted before Shutdown whose first request is read after it is closed
+// without a response, and closing idle keep-alive connections races with a
+// client that is just sending on them. Drain therefore runs in steps:
+//
+//  1. close the listener (in a CLUSTER worker, only this process's copy: the
+//     master's copy keeps the socket and its accept queue alive);
+//  2. answer every further request with "Connection: close";
+//  3. wait until no connection is new (accepted, not yet read) or active, and
+//     give idle keep-alive connections IdleGrace to send their next request
+//     (answered, then closed by us) or to close;
+//  4. only then Shutdown, under what is left of DrainTimeout; past it, Close.
+package graceful
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options tune a Server. Zero values take the documented defaults.
+type Options struct {
+	DrainTimeout      time.Duration // whole drain budget; default 10s
+	IdleGrace         time.Duration // how long idle keep-alive conns get to send again; default 1s
+	ReadHeaderTimeout time.Duration // default 10s (slowloris)
+	ReadTimeout       time.Duration // default 30s
+	WriteTimeout      time.Duration // default 5m: the heavy route may compute for a while
+	IdleTimeout       time.Duration // default 75s: longer than nginx's upstream keepalive_timeout (60s)
+	MaxHeaderBytes    int           // default 1 MiB + net/http's slack
+	Logger            *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&o.DrainTimeout, 10*time.Second)
+	def(&o.IdleGrace, time.Second)
+	def(&o.ReadHeaderTimeout, 10*time.Second)
+	def(&o.ReadTimeout, 30*time.Second)
+	def(&o.WriteTimeout, 5*time.Minute)
+	def(&o.IdleTimeout, 75*time.Second)
+	if o.MaxHeaderBytes == 0 {
+		o.MaxHeaderBytes = http.DefaultMaxHeaderBytes
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Server is an http.Server with a drain that loses nothing.
+type Server struct {
+	opts     Options
+	srv      *http.Server
+	draining atomic.Bool
+
+	mu    sync.Mutex // guards conns
+	conns map[net.Conn]http.ConnState
+}
+
+// New returns a Server for h.
+func New(h http.Handler, opts Options) *Server {
+	opts.setDefaults()
+	s := &Server{opts: opts, conns: make(map[net.Conn]http.ConnState)}
+	s.srv = &http.Server{
+		Handler:           s.wrap(h),
+		ReadHeaderTimeout: opts.ReadHeaderTimeout,
+		ReadTimeout:       opts.ReadTimeout,
+		WriteTimeout:      opts.WriteTimeout,
+		IdleTimeout:       opts.IdleTimeout,
+		MaxHeaderBytes:    opts.MaxHeaderBytes,
+		ConnState:         s.track,
+		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
+	}
+	return s
+}
+
+// Draining reports whether the server has begun to stop.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
+func (s *Server) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) track(c net.Conn, st http.ConnState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch st {
+	case http.StateClosed, http.StateHijacked:
+		delete(s.conns, c)
+	default:
+		s.conns[c] = st
+	}
+}
+
+// counts returns how many tracked connections are new/active and idle.
+func (s *Server) counts() (busy, idle int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, st := range s.conns {
+		if st == http.StateIdle {
+			idle++
+		} else {
+			busy++
+		}
+	}
+	return busy, idle
+}
+
+// Serve serves on ln until ctx is done, then drains and returns. force, when
+// closed, cuts the drain short (a second signal). It returns nil after a
+// clean drain. ready, if not nil, is called once the server is accepting.
+func (s *Server) Serve(ctx context.Context, force <-chan struct{}, ln net.Listener, ready func()) error {
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.srv.Serve(ln) }()
+	if ready != nil {
+		ready()
+	}
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	start := time.Now()
+	deadline := start.Add(s.opts.DrainTimeout)
+	s.draining.Store(true)
+	_ = ln.Close()
+	// Once Serve has returned, every connection it accepted has been tracked
+	// (net/http sets StateNew before it starts the connection's goroutine).
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+		s.opts.Logger.Warn("serve ended", "err", err)
+	}
+	idleUntil := start.Add(s.opts.IdleGrace)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		busy, idle := s.counts()
+		now := time.Now()
+		if busy == 0 && (idle == 0 || now.After(idleUntil)) || now.After(deadline) {
+			break
+		}
+		select {
+		case <-tick.C:
+		case <-force:
+			return s.srv.Close()
+		}
+	}
+	sctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	go func() {
+		select {
+		case <-force:
+			cancel()
+		case <-sctx.Done():
+		}
+	}()
+	if err := s.srv.Shutdown(sctx); err != nil {
+		_ = s.srv.Close()
+		return fmt.Errorf("drain: %w", err)
+	}
+	s.opts.Logger.Info("drained", "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}

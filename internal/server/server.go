@@ -1,0 +1,142 @@
+// Package server is lbserver's http.Handler: the whole URL surface of one
+// serving process (a FORK process or a CLUSTER worker). It knows nothing of
+// the supervisor beyond the facts a worker is told at start (its id).
+package server
+
+import (
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/lbserver/lbserver/internal/admission"
+)
+
+// Options are the facts and limits a Server is built with.
+type Options struct {
+	Mode        string // "FORK" or "CLUSTER"
+	WorkerID    int    // 0 in a plain FORK process, 1..N for supervised workers
+	Port        int
+	Args        []string
+	Build       string // build id of the executable
+	MaxCant     int64
+	DefaultCant int64
+	Slots       int // compute slots for /api/randoms
+	Queue       int // heavy requests waiting for a slot
+	Logger      *slog.Logger
+	// Extra routes mounted as they are (e.g. "GET /balance/" -> the live page).
+	Extra map[string]http.Handler
+}
+
+// Server answers every route. Build it with New.
+type Server struct {
+	opts    Options
+	mux     *http.ServeMux
+	limiter *admission.Limiter
+	facts   *facts
+	metrics *metrics
+	ready   atomic.Bool
+	log     *slog.Logger
+
+	portHeader, pidHeader, workerHeader []string // precomputed header values
+}
+
+// New returns a Server; it reports ready on /healthz once SetReady(true).
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		opts:    opts,
+		mux:     http.NewServeMux(),
+		limiter: admission.New(opts.Slots, opts.Queue),
+		log:     opts.Logger,
+	}
+	s.facts = newFacts(opts, time.Now())
+	s.metrics = newMetrics(s.limiter)
+	s.portHeader = []string{strconv.Itoa(opts.Port)}
+	s.pidHeader = []string{strconv.Itoa(s.facts.Pid)}
+	s.workerHeader = []string{strconv.Itoa(opts.WorkerID)}
+	s.routes()
+	return s
+}
+
+// SetReady sets what /healthz answers.
+func (s *Server) SetReady(v bool) { s.ready.Store(v) }
+
+// routes is the whole URL surface.
+func (s *Server) routes() {
+	s.handle("GET /{$}", s.handleHome)
+	s.handle("GET /info", s.handleInfo)
+	s.handle("GET /api/info", s.handleAPIInfo)
+	s.handle("GET /api/randoms", s.handleRandoms)
+	s.handle("GET /healthz", s.handleHealthz)
+	s.mux.Handle("GET /metrics", s.metrics.handler())
+	for pattern, h := range s.opts.Extra {
+		s.mux.Handle(pattern, h)
+	}
+}
+
+func (s *Server) handle(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, h) }
+
+// ServeHTTP sets the headers every response carries, routes, records
+// metrics, and turns the mux's own 404 and 405 into JSON errors.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	hdr := w.Header()
+	hdr["X-Server-Port"] = s.portHeader
+	hdr["X-Server-Pid"] = s.pidHeader
+	hdr["X-Worker-Id"] = s.workerHeader
+	hdr["X-Content-Type-Options"] = nosniff
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	h, pattern := s.mux.Handler(r)
+	route := pattern
+	if pattern == "" {
+		route = "unmatched"
+		h = http.HandlerFunc(s.muxError(h))
+	}
+	h.ServeHTTP(sw, r)
+	s.metrics.observe(route, sw.status, time.Since(start))
+}
+
+var nosniff = []string{"nosniff"}
+
+// muxError runs the mux's not-found or method-not-allowed handler only to
+// learn its status (and Allow header), then answers with a JSON error.
+func (s *Server) muxError(h http.Handler) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		probe := &headerOnly{h: w.Header(), status: http.StatusNotFound}
+		h.ServeHTTP(probe, r)
+		switch probe.status {
+		case http.StatusMethodNotAllowed:
+			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path+"; allowed: "+w.Header().Get("Allow"))
+		default:
+			writeError(w, http.StatusNotFound, "no route "+r.URL.Path+"; routes: / /info /api/info /api/randoms?cant=N /healthz /metrics /balance")
+		}
+	}
+}
+
+// headerOnly captures a status and header changes, and drops the body.
+type headerOnly struct {
+	h      http.Header
+	status int
+}
+
+func (p *headerOnly) Header() http.Header         { return p.h }
+func (p *headerOnly) Write(b []byte) (int, error) { return len(b), nil }
+func (p *headerOnly) WriteHeader(code int)        { p.status = code }
+
+// statusWriter remembers the status written, for metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

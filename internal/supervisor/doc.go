@@ -1,0 +1,39 @@
+// Package supervisor is lbserver's CLUSTER master and the worker side of its
+// hand-off: the Go equivalent of Node's cluster module, with the standard
+// library and one Linux socket option.
+//
+// # Model
+//
+// The master owns the listening sockets and serves no HTTP. It opens one
+// SO_REUSEPORT socket per worker slot, all bound to the same address, so the
+// kernel spreads new connections evenly over the slots (a single shared
+// accept queue favours a few processes). Each worker is the same executable
+// started again with the same arguments and three inherited descriptors:
+//
+//	fd 3  the slot's listening socket (the worker accepts on it, never binds)
+//	fd 4  the write end of a ready pipe: one byte when the worker serves
+//	fd 5  the read end of a lifeline pipe: EOF means the master is gone
+//
+// and LBSERVER_WORKER_ID=<slot>. Because the master keeps every socket open,
+// a worker's death or replacement never closes the port: connections queued
+// on a slot wait there until the slot's next worker accepts them.
+//
+// # Signals
+//
+//	master SIGINT, SIGTERM  stop: SIGTERM every worker, wait for them (drain
+//	                        timeout + 5s, then SIGKILL), close sockets, exit 0
+//	master second signal    SIGKILL every worker, exit 1
+//	master SIGHUP           rolling reload: slot by slot, start the new worker,
+//	                        wait until it is ready, then SIGTERM the old one
+//	master dies (any way)   workers read EOF on fd 5 and drain by themselves
+//	worker SIGTERM          drain and exit 0 (SIGINT is ignored by workers: a
+//	                        terminal's Ctrl-C reaches the master, which stops them)
+//
+// # Restarts
+//
+// A worker that exits while it is the current one of its slot is restarted.
+// The delay grows with the crashes of that slot in the last CrashWindow
+// (0, then 100ms, doubling, capped at MaxBackoff), so a worker that dies at
+// start does not spin the CPU, and a long-lived master never gives up on a
+// slot after rare crashes. The other slots keep serving meanwhile.
+package supervisor

@@ -1,0 +1,489 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Options configure a Master. Zero durations take the documented defaults.
+type Options struct {
+	Exe     string   // executable each worker runs (the master's own)
+	Args    []string // the workers' arguments (the master's own)
+	Env     []string // base environment of the workers
+	Workers int      // number of worker slots, at least 1
+	Addr    string   // TCP address to listen on
+
+	// ShareExisting allows binding where other SO_REUSEPORT sockets already
+	// listen (lbserver --reuseport); otherwise a port in use is an error.
+	ShareExisting bool
+	// SharedSocket gives every slot the same socket (one accept queue)
+	// instead of one SO_REUSEPORT socket per slot. For comparison only.
+	SharedSocket bool
+
+	ReadyTimeout time.Duration // a new worker must be ready within it; default 15s
+	StopTimeout  time.Duration // a stopped worker must exit within it, else SIGKILL; default 15s
+	CrashWindow  time.Duration // crashes counted for the backoff; default 1m
+	MaxBackoff   time.Duration // restart delay cap; default 10s
+
+	Logger         *slog.Logger
+	Stdout, Stderr io.Writer // the workers' output; default the master's
+}
+
+// Stats are the master's own counters.
+type Stats struct {
+	Starts   int64 // workers started, for any reason
+	Exits    int64 // workers exited, for any reason
+	Restarts int64 // workers started to replace one that died
+	Reloads  int64 // rolling reloads completed
+	Live     int64 // workers running now
+}
+
+// Master supervises the workers. Create it with Listen, then Run it.
+type Master struct {
+	opts    Options
+	log     *slog.Logger
+	addr    net.Addr
+	sockets []*os.File // one per slot (the same file repeated with SharedSocket)
+	done    chan struct{}
+
+	wg sync.WaitGroup // owns every goroutine the master starts
+
+	mu       sync.Mutex // guards slots' cur and crashes, children, stopping
+	slots    []*slot
+	children map[*child]struct{} // every worker not yet exited
+	stopping bool
+
+	starts, exits, restarts, reloads atomic.Int64
+}
+
+type slot struct {
+	id      int
+	sock    *os.File
+	cur     *child      // the worker serving this slot, nil while it is being replaced
+	crashes []time.Time // crash times within CrashWindow
+}
+
+type child struct {
+	slot     *slot
+	cmd      *exec.Cmd
+	pid      int
+	started  time.Time
+	lifeline *os.File      // the master's write end; closed when the worker exits
+	ready    chan struct{} // closed when the worker reports ready
+	exited   chan struct{} // closed once the worker has exited
+	err      error         // Wait's result; read after exited
+}
+
+// Listen binds the sockets the workers will share. A port in use is an
+// error here, before any worker starts.
+func Listen(opts Options) (*Master, error) {
+	if opts.Workers < 1 {
+		return nil, errors.New("supervisor: need at least one worker")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&opts.ReadyTimeout, 15*time.Second)
+	def(&opts.StopTimeout, 15*time.Second)
+	def(&opts.CrashWindow, time.Minute)
+	def(&opts.MaxBackoff, 10*time.Second)
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
+	if opts.Stderr == nil {
+		opts.Stderr = os.Stderr
+	}
+	m := &Master{opts: opts, log: opts.Logger, done: make(chan struct{}), children: make(map[*child]struct{})}
+	n := opts.Workers
+	if opts.SharedSocket {
+		n = 1
+	}
+	files, addr, err := listenSockets(opts.Addr, n, opts.ShareExisting, !opts.SharedSocket)
+	if err != nil {
+		return nil, err
+	}
+	m.addr = addr
+	m.sockets = files
+	for i := range opts.Workers {
+		m.slots = append(m.slots, &slot{id: i + 1, sock: files[i%len(files)]})
+	}
+	return m, nil
+}
+
+// listenSockets opens n listening sockets on addr, with SO_REUSEPORT when
+// reuse, and returns them as files (the master never accepts on them).
+func listenSockets(addr string, n int, shareExisting, reuse bool) ([]*os.File, net.Addr, error) {
+	if !shareExisting {
+		// A plain bind fails where anything listens, SO_REUSEPORT or not, so
+		// that two masters never end up sharing a port by accident.
+		probe, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		_ = probe.Close()
+	}
+	lc := net.ListenConfig{}
+	if reuse || shareExisting {
+		lc.Control = setReusePort
+	}
+	var files []*os.File
+	var bound net.Addr
+	closeAll := func() {
+		for _, f := range files {
+			_ = f.Close()
+		}
+	}
+	for range n {
+		ln, err := lc.Listen(context.Background(), "tcp", addr)
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		f, err := ln.(*net.TCPListener).File()
+		bound = ln.Addr()
+		_ = ln.Close() // f is a duplicate that keeps the socket open
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		files = append(files, f)
+	}
+	return files, bound, nil
+}
+
+// setReusePort is a net.ListenConfig.Control that sets SO_REUSEPORT.
+func setReusePort(network, address string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, 0xf /* SO_REUSEPORT */, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// ReusePortControl is setReusePort for a FORK process's own listener (--reuseport).
+func ReusePortControl(network, address string, c syscall.RawConn) error {
+	return setReusePort(network, address, c)
+}
+
+// Addr is the address the sockets are bound to.
+func (m *Master) Addr() net.Addr { return m.addr }
+
+// Stats returns the master's counters.
+func (m *Master) Stats() Stats {
+	m.mu.Lock()
+	live := int64(len(m.children))
+	m.mu.Unlock()
+	return Stats{Starts: m.starts.Load(), Exits: m.exits.Load(), Restarts: m.restarts.Load(), Reloads: m.reloads.Load(), Live: live}
+}
+
+// Pids lists the workers' pids by slot (0 where a slot has none).
+func (m *Master) Pids() []int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]int, len(m.slots))
+	for i, s := range m.slots {
+		if s.cur != nil {
+			out[i] = s.cur.pid
+		}
+	}
+	return out
+}
+
+// Run starts every worker and supervises them until ctx is done; then it
+// stops them all (SIGTERM, then SIGKILL after StopTimeout or when force is
+// closed) and returns. A receive on reload replaces every worker, one slot at
+// a time.
+func (m *Master) Run(ctx context.Context, force <-chan struct{}, reload <-chan struct{}) error {
+	m.log.Info("master started", "addr", m.addr.String(), "workers", len(m.slots))
+	m.mu.Lock()
+	for _, s := range m.slots {
+		m.fillLocked(s, false)
+	}
+	m.mu.Unlock()
+	for {
+		select {
+		case <-ctx.Done():
+			return m.stop(force)
+		case <-reload:
+			m.rollingReload(ctx)
+		}
+	}
+}
+
+// fillLocked starts a worker for an empty slot; if it cannot be started, it
+// is treated as a crash and retried with backoff. m.mu must be held.
+func (m *Master) fillLocked(s *slot, restart bool) {
+	if m.stopping || s.cur != nil {
+		return
+	}
+	c, err := m.spawnLocked(s)
+	if err != nil {
+		m.log.Error("start worker", "worker", s.id, "err", err)
+		m.crashLocked(s)
+		return
+	}
+	s.cur = c
+	if restart {
+		m.restarts.Add(1)
+	}
+}
+
+// spawnLocked starts a worker process for slot s. m.mu must be held.
+func (m *Master) spawnLocked(s *slot) (*child, error) {
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("ready pipe: %w", err)
+	}
+	lifeR, lifeW, err := os.Pipe()
+	if err != nil {
+		readyR.Close()
+		readyW.Close()
+		return nil, fmt.Errorf("lifeline pipe: %w", err)
+	}
+	cmd := exec.Command(m.opts.Exe, m.opts.Args...)
+	cmd.Env = append(withoutWorkerEnv(m.opts.Env),
+		EnvWorkerID+"="+strconv.Itoa(s.id),
+		EnvMasterPID+"="+strconv.Itoa(os.Getpid()))
+	cmd.ExtraFiles = []*os.File{s.sock, readyW, lifeR} // fds 3, 4, 5
+	cmd.Stdout = m.opts.Stdout
+	cmd.Stderr = m.opts.Stderr
+	err = cmd.Start()
+	readyW.Close()
+	lifeR.Close()
+	if err != nil {
+		readyR.Close()
+		lifeW.Close()
+		return nil, fmt.Errorf("start worker %d: %w", s.id, err)
+	}
+	c := &child{
+		slot: s, cmd: cmd, pid: cmd.Process.Pid, started: time.Now(), lifeline: lifeW,
+		ready: make(chan struct{}), exited: make(chan struct{}),
+	}
+	m.children[c] = struct{}{}
+	m.starts.Add(1)
+	m.log.Info("worker started", "worker", s.id, "worker_pid", c.pid)
+	m.wg.Go(func() {
+		var b [1]byte
+		n, _ := readyR.Read(b[:]) // one byte when ready; EOF if the worker exits first
+		readyR.Close()
+		if n == 1 {
+			close(c.ready)
+		}
+	})
+	m.wg.Go(func() {
+		c.err = cmd.Wait()
+		c.lifeline.Close()
+		close(c.exited)
+		m.onExit(c)
+	})
+	return c, nil
+}
+
+func withoutWorkerEnv(env []string) []string {
+	out := make([]string, 0, len(env)+2)
+	for _, kv := range env {
+		if strings.HasPrefix(kv, EnvWorkerID+"=") || strings.HasPrefix(kv, EnvMasterPID+"=") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// onExit logs a worker's exit and, if it was the current worker of its
+// slot, schedules its replacement.
+func (m *Master) onExit(c *child) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.children, c)
+	m.exits.Add(1)
+	status := "exit status 0"
+	if c.err != nil {
+		status = c.err.Error()
+	}
+	current := c.slot.cur == c
+	m.log.Info("worker exited", "worker", c.slot.id, "worker_pid", c.pid, "status", status,
+		"uptime", time.Since(c.started).Round(time.Millisecond), "replaced", !current || m.stopping)
+	if m.stopping || !current {
+		return
+	}
+	c.slot.cur = nil
+	m.crashLocked(c.slot)
+}
+
+// crashLocked records a crash of slot s and schedules a restart after a
+// delay that grows with the crashes in the window. m.mu must be held.
+func (m *Master) crashLocked(s *slot) {
+	now := time.Now()
+	kept := s.crashes[:0]
+	for _, t := range s.crashes {
+		if now.Sub(t) < m.opts.CrashWindow {
+			kept = append(kept, t)
+		}
+	}
+	s.crashes = append(kept, now)
+	delay := backoff(len(s.crashes), m.opts.MaxBackoff)
+	m.log.Warn("restarting worker", "worker", s.id, "delay", delay, "crashes_in_window", len(s.crashes), "window", m.opts.CrashWindow)
+	m.wg.Go(func() {
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-m.done:
+			return
+		}
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.fillLocked(s, true)
+	})
+}
+
+// backoff is the restart delay after the k-th crash in the window: 0 for
+// the first, then 100ms doubling, capped.
+func backoff(k int, limit time.Duration) time.Duration {
+	if k <= 1 {
+		return 0
+	}
+	d := 100 * time.Millisecond
+	for i := 2; i < k && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
+}
+
+// rollingReload replaces every slot's worker: start the new one, wait until
+// it is ready, make it current, then stop the old one and wait for it. A new
+// worker that is not ready in time aborts the reload; the old ones keep
+// serving.
+func (m *Master) rollingReload(ctx context.Context) {
+	start := time.Now()
+	m.log.Info("rolling reload started", "workers", len(m.slots))
+	for _, s := range m.slots {
+		if ctx.Err() != nil {
+			return
+		}
+		m.mu.Lock()
+		if m.stopping {
+			m.mu.Unlock()
+			return
+		}
+		nc, err := m.spawnLocked(s)
+		m.mu.Unlock()
+		if err != nil {
+			m.log.Error("rolling reload aborted", "worker", s.id, "err", err)
+			return
+		}
+		timeout := time.NewTimer(m.opts.ReadyTimeout)
+		ok := false
+		select {
+		case <-nc.ready:
+			ok = true
+		case <-nc.exited:
+		case <-timeout.C:
+		case <-ctx.Done():
+		}
+		timeout.Stop()
+		if !ok {
+			m.log.Error("rolling reload aborted: new worker not ready", "worker", s.id, "worker_pid", nc.pid, "timeout", m.opts.ReadyTimeout)
+			m.terminate(nc)
+			return
+		}
+		m.mu.Lock()
+		prev := s.cur
+		s.cur = nc
+		m.mu.Unlock()
+		m.log.Info("worker replaced", "worker", s.id, "old_pid", pidOf(prev), "new_pid", nc.pid)
+		if prev != nil {
+			m.terminate(prev)
+		}
+	}
+	m.reloads.Add(1)
+	m.log.Info("rolling reload finished", "took", time.Since(start).Round(time.Millisecond))
+}
+
+func pidOf(c *child) int {
+	if c == nil {
+		return 0
+	}
+	return c.pid
+}
+
+// terminate sends SIGTERM to c and waits for it to exit, sending SIGKILL
+// after StopTimeout.
+func (m *Master) terminate(c *child) {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	t := time.NewTimer(m.opts.StopTimeout)
+	defer t.Stop()
+	select {
+	case <-c.exited:
+	case <-t.C:
+		m.log.Warn("worker did not stop in time; killing it", "worker", c.slot.id, "worker_pid", c.pid)
+		_ = c.cmd.Process.Kill()
+		<-c.exited
+	}
+}
+
+// stop ends every worker and closes the sockets.
+func (m *Master) stop(force <-chan struct{}) error {
+	m.mu.Lock()
+	m.stopping = true
+	close(m.done)
+	kids := make([]*child, 0, len(m.children))
+	for c := range m.children {
+		kids = append(kids, c)
+	}
+	m.mu.Unlock()
+	m.log.Info("master stopping", "workers", len(kids))
+	for _, c := range kids {
+		_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	t := time.NewTimer(m.opts.StopTimeout)
+	defer t.Stop()
+	var forced error
+	for _, c := range kids {
+		select {
+		case <-c.exited:
+		case <-t.C:
+			forced = errors.New("workers did not stop within the stop timeout; killed")
+			m.killAll(kids)
+		case <-force:
+			forced = errors.New("forced stop: workers killed")
+			m.killAll(kids)
+		}
+	}
+	m.wg.Wait()
+	for _, f := range m.sockets {
+		_ = f.Close()
+	}
+	m.log.Info("master stopped")
+	return forced
+}
+
+func (m *Master) killAll(kids []*child) {
+	for _, c := range kids {
+		_ = c.cmd.Process.Kill()
+	}
+	for _, c := range kids {
+		<-c.exited
+	}
+}
