@@ -1,0 +1,28 @@
+# nginx in front of lbserver, one command per topology (scripts/stack.sh;
+# docs/COMMANDS.md). RUN_DIR holds logs, pid files and nginx's prefix.
+# NGINX_PORT=8088 runs nginx on another port (80 needs root).
+RUN_DIR ?= run
+STACK = LBSERVER_BIN=$(BIN) RUN_DIR=$(RUN_DIR) $(if $(NGINX_PORT),NGINX_PORT=$(NGINX_PORT)) scripts/stack.sh
+
+.PHONY: stack-a stack-b stack-down stack-status demo
+
+## stack-a: build, then nginx :80 -> /api/randoms on CLUSTER :8081, the rest on FORK :8080
+stack-a: build
+	$(STACK) up a
+
+## stack-b: build, then nginx :80 -> /api/randoms round robin over :8082-8085, the rest on :8080
+stack-b: build
+	$(STACK) up b
+
+## stack-status: what the stack runs (pids, workers, URLs)
+stack-status:
+	$(STACK) status
+
+## stack-down: stop nginx and every lbserver the stack started
+stack-down:
+	$(STACK) down
+
+## demo: topology B, 400 requests to /api/randoms?cant=1000 through nginx, answers per port
+demo: build
+	$(STACK) up b
+	$(STACK) demo $(or $(DEMO_REQUESTS),400)
