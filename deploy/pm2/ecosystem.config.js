@@ -3,7 +3,7 @@
 //   make build                                   # bin/lbserver
 //   pm2 start deploy/pm2/ecosystem.config.js --only lbserver-fork,lbserver-cluster   # topology A
 //   pm2 start deploy/pm2/ecosystem.config.js --only lbserver-fork,lbserver-b         # topology B
-//   pm2 ls; pm2 delete all
+//   pm2 ls; pm2 delete deploy/pm2/ecosystem.config.js
 //
 // Apps (default ports; each can be moved with an environment variable read
 // below when the file is loaded, which is how the e2e tests use free ports):
@@ -18,8 +18,9 @@
 //
 // PM2's cluster mode (exec_mode 'cluster') only works for Node.js scripts: it
 // runs them through Node's cluster module. For a native binary such as
-// lbserver, `-i N` / `instances: N` starts N separate processes in fork_mode
-// (pm2 7 ignores exec_mode 'cluster' when the interpreter is 'none'). Those N
+// lbserver, `-i N` / `instances: N` starts N separate processes in fork_mode.
+// (With exec_mode 'cluster', pm2 7 hands the binary to node's ProcessContainer,
+// which cannot run it: the instances crash-loop to "errored".) Those N
 // processes can only share one port if every one binds with SO_REUSEPORT,
 // which is what lbserver's --reuseport does; the kernel then spreads new
 // connections over them. lbserver's own CLUSTER mode (one PM2 process, the
