@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lbserver/lbserver/internal/balancepage"
 	"github.com/lbserver/lbserver/internal/buildid"
 	"github.com/lbserver/lbserver/internal/config"
 	"github.com/lbserver/lbserver/internal/graceful"
@@ -69,7 +70,10 @@ func newLogger(w io.Writer, role string, port int) *slog.Logger {
 }
 
 func newServer(cfg config.Config, workerID int, build string, log *slog.Logger) *server.Server {
+	// The live balancing page: the page at /balance, its assets under /balance/.
+	balance := balancepage.Handler()
 	return server.New(server.Options{
+		Extra:       map[string]http.Handler{"GET /balance": balance, "GET /balance/": balance},
 		Mode:        string(cfg.Mode),
 		WorkerID:    workerID,
 		Port:        cfg.Port,
