@@ -10,16 +10,19 @@ import (
 // TestReliabilitySpread measures how evenly CLUSTER workers share the load:
 // max/min of the requests each worker answered, for the default per-slot
 // SO_REUSEPORT sockets and for --shared-socket (one accept queue), under a
-// connection-per-request load (32 clients, a new connection per request)
-// and a keep-alive load (64 connections, each reused). It asserts the
-// default's connection-per-request spread (max/min <= 1.3) and logs every
-// figure (docs/RELIABILITY.md).
+// connection-per-request load (32 clients, a new connection per request,
+// 4000 requests) and a keep-alive load (64 connections, 32000 requests, so
+// each connection is recycled about 5 times: the server closes a keep-alive
+// connection every 100 requests, graceful.Options.MaxConnRequests). It
+// asserts max/min <= 1.3 for the default sockets under connection-per-
+// request load, and under keep-alive load with 2 workers (one per core
+// here), and logs every figure (docs/RELIABILITY.md).
 //
 // With SO_REUSEPORT the kernel picks a slot by a hash of the connection's
 // 4-tuple, so a keep-alive load is spread by connection: 64 connections
-// over 4 workers give each a binomial share (16 +- 3.5), and the requests
-// follow the connections as long as no worker is CPU-bound. That is why the
-// keep-alive figure is logged, not asserted.
+// over 2 workers give each a binomial share (32 +- 4) until they reconnect.
+// With 4 workers on 2 cores, a keep-alive client's rate also follows its
+// worker's share of the CPU, so that figure is logged, not asserted.
 func TestReliabilitySpread(t *testing.T) {
 	type run struct {
 		workers int
@@ -46,7 +49,7 @@ func TestReliabilitySpread(t *testing.T) {
 			_, base := relStartCluster(t, r.workers, extra...)
 			o := relLoadOpts{URL: base + "/api/info", MaxTime: 20 * time.Second}
 			if r.keep {
-				o.KeepAlive, o.MaxReqs = 64, 8000
+				o.KeepAlive, o.MaxReqs = 64, 32000
 			} else {
 				o.PerRequest, o.MaxReqs = 32, 4000
 			}
@@ -56,8 +59,8 @@ func TestReliabilitySpread(t *testing.T) {
 			t.Log(line)
 			report = append(report, line)
 			relAssertNoLoss(t, res)
-			if !r.shared && !r.keep && ratio > 1.3 {
-				t.Errorf("default sockets, connection per request: max/min = %.2f, want <= 1.3 (per worker %v)", ratio, counts)
+			if !r.shared && (!r.keep || r.workers == 2) && ratio > 1.3 {
+				t.Errorf("default sockets: max/min = %.2f, want <= 1.3 (per worker %v)", ratio, counts)
 			}
 		})
 	}

@@ -40,7 +40,15 @@ type Options struct {
 	WriteTimeout      time.Duration // default 5m: the heavy route may compute for a while
 	IdleTimeout       time.Duration // default 75s: longer than nginx's upstream keepalive_timeout (60s)
 	MaxHeaderBytes    int           // default 1 MiB + net/http's slack
-	Logger            *slog.Logger
+	// MaxConnRequests is how many requests one keep-alive connection
+	// carries before the server answers with "Connection: close" (like
+	// nginx's keepalive_requests). With one SO_REUSEPORT socket per worker
+	// the kernel picks a worker once per connection, so a few long-lived
+	// connections would pin their load to the workers they first hit;
+	// reconnecting every N requests spreads them again, for one handshake
+	// per N requests. Default 100; negative means unlimited.
+	MaxConnRequests int
+	Logger          *slog.Logger
 }
 
 func (o *Options) setDefaults() {
@@ -57,6 +65,9 @@ func (o *Options) setDefaults() {
 	def(&o.IdleTimeout, 75*time.Second)
 	if o.MaxHeaderBytes == 0 {
 		o.MaxHeaderBytes = http.DefaultMaxHeaderBytes
+	}
+	if o.MaxConnRequests == 0 {
+		o.MaxConnRequests = 100
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -91,6 +102,9 @@ func New(h http.Handler, opts Options) *Server {
 		IdleTimeout:       opts.IdleTimeout,
 		MaxHeaderBytes:    opts.MaxHeaderBytes,
 		ConnState:         s.track,
+		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
+			return context.WithValue(ctx, connRequestsKey{}, new(atomic.Int64))
+		},
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
 	}
 	return s
@@ -119,9 +133,17 @@ func (s *Server) ServeListener(ln net.Listener) (stop func()) {
 // Draining reports whether the server has begun to stop.
 func (s *Server) Draining() bool { return s.draining.Load() }
 
+// connRequestsKey keys a connection's request count in its context.
+type connRequestsKey struct{}
+
 func (s *Server) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.draining.Load() {
+		closeConn := s.draining.Load()
+		if n, ok := r.Context().Value(connRequestsKey{}).(*atomic.Int64); ok && s.opts.MaxConnRequests > 0 &&
+			n.Add(1) >= int64(s.opts.MaxConnRequests) {
+			closeConn = true
+		}
+		if closeConn {
 			w.Header().Set("Connection", "close")
 		}
 		h.ServeHTTP(w, r)

@@ -133,3 +133,43 @@ func TestForceEndsDrainWithErrForced(t *testing.T) {
 		t.Fatal("force did not end the drain within 5s")
 	}
 }
+
+// A keep-alive connection carries MaxConnRequests requests, the last one
+// answered with "Connection: close"; the client then opens a new one.
+func TestMaxConnRequestsRecyclesConnections(t *testing.T) {
+	s := New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }),
+		Options{MaxConnRequests: 3})
+	ln := listen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, nil, ln, nil) }()
+	defer func() { cancel(); <-done }()
+
+	dials := 0
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials++
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	var closes []bool
+	for range 7 {
+		r, err := c.Get("http://" + ln.Addr().String() + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+		closes = append(closes, r.Close)
+	}
+	want := []bool{false, false, true, false, false, true, false}
+	for i := range want {
+		if closes[i] != want[i] {
+			t.Fatalf("Connection: close on responses %v, want %v", closes, want)
+		}
+	}
+	if dials != 3 {
+		t.Errorf("7 requests with at most 3 per connection used %d connections, want 3", dials)
+	}
+}
