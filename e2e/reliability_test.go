@@ -353,7 +353,7 @@ func TestReliabilityMasterPID1(t *testing.T) {
 func TestReliabilitySignals(t *testing.T) {
 	for _, mode := range []string{"FORK", "CLUSTER"} {
 		for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
-			t.Run(mode+"/drain/"+unixSigName(sig), func(t *testing.T) {
+			t.Run(mode+"/drain/"+relSigName(sig), func(t *testing.T) {
 				p, base, pids := relStartMode(t, mode, "--drain-timeout", "30s", "--max-cant", relMaxCant)
 				heavy := relAsyncGet(base + relHeavy)
 				relWaitBusy(t, base, 1)
@@ -362,13 +362,13 @@ func TestReliabilitySignals(t *testing.T) {
 				}
 				r := <-heavy
 				if r.err != nil || r.Status != http.StatusOK {
-					t.Errorf("request in flight at %s: err=%v status=%d, want 200", unixSigName(sig), r.err, r.Status)
+					t.Errorf("request in flight at %s: err=%v status=%d, want 200", relSigName(sig), r.err, r.Status)
 				}
 				if !p.Wait(40 * time.Second) {
-					t.Fatalf("%s mode did not exit after %s", mode, unixSigName(sig))
+					t.Fatalf("%s mode did not exit after %s", mode, relSigName(sig))
 				}
 				if code := relExitCode(p); code != 0 {
-					t.Errorf("exit code after %s = %d, want 0", unixSigName(sig), code)
+					t.Errorf("exit code after %s = %d, want 0", relSigName(sig), code)
 				}
 				relAssertGone(t, base, pids)
 			})
@@ -519,7 +519,7 @@ func relRequireRoot(tb testing.TB) {
 	tb.Skip("this test needs root (namespaces)")
 }
 
-func unixSigName(s syscall.Signal) string {
+func relSigName(s syscall.Signal) string {
 	switch s {
 	case syscall.SIGINT:
 		return "SIGINT"

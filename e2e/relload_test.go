@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -141,16 +142,8 @@ func (l *relLoad) Snapshot() relResult {
 	return relResult{
 		OK: l.ok.Load(), Failed: l.failed.Load(), Refused: l.refuse.Load(),
 		Errors:   slices.Clone(l.errs),
-		ByWorker: maps(l.byWorker), ByPid: maps(l.byPid),
+		ByWorker: maps.Clone(l.byWorker), ByPid: maps.Clone(l.byPid),
 	}
-}
-
-func maps(m map[string]int64) map[string]int64 {
-	out := make(map[string]int64, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // Wait waits until the load ends by itself (MaxReqs or MaxTime).

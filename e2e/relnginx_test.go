@@ -158,7 +158,7 @@ func TestReliabilityNginxTopologyBKill(t *testing.T) {
 	}
 	conf := relNginxConf(t, "topology-b.conf")
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
-		t.Run(unixSigName(sig), func(t *testing.T) { relNginxKill(t, nginx, conf, sig) })
+		t.Run(relSigName(sig), func(t *testing.T) { relNginxKill(t, nginx, conf, sig) })
 	}
 }
 
@@ -199,7 +199,7 @@ func relNginxKill(t *testing.T, nginx, conf string, sig syscall.Signal) {
 	logs, _ := os.ReadFile(filepath.Join(prefix, "logs", "error.log"))
 	cut := strings.Count(string(logs), "while reading upstream") // body phase: the header was already sent
 	t.Logf("nginx topology B (%s), %d %s in 10s under 32 clients: %s; nginx errors on the body (not retryable): %d",
-		filepath.Base(conf), kills, unixSigName(sig), res, cut)
+		filepath.Base(conf), kills, relSigName(sig), res, cut)
 	if kills < 40 {
 		t.Errorf("only %d kills in 10s, want about 50", kills)
 	}
