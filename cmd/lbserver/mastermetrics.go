@@ -10,8 +10,8 @@ import (
 	"github.com/lbserver/lbserver/internal/supervisor"
 )
 
-// masterMetricsHandler serves the master's own counters (--master-metrics).
-// Each worker's figures stay on its own /metrics, behind the shared port.
+// masterMetricsHandler serves the master's own counters (--master-metrics)
+// and every worker's lbserver_* series, gathered over their private sockets.
 func masterMetricsHandler(m *supervisor.Master) http.Handler {
 	reg := prometheus.NewRegistry()
 	counter := func(name, help string, get func(supervisor.Stats) int64) prometheus.Collector {
@@ -25,7 +25,11 @@ func masterMetricsHandler(m *supervisor.Master) http.Handler {
 		counter("lbserver_master_reloads_total", "Rolling reloads completed.", func(s supervisor.Stats) int64 { return s.Reloads }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lbserver_master_workers_live", Help: "Worker processes running now."},
 			func() float64 { return float64(m.Stats().Live) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lbserver_master_slots_adopted", Help: "Slots whose worker is down, accepted for by another worker now."},
+			func() float64 { return float64(m.Stats().Adopted) }),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	// Every live worker's lbserver_* series too, labelled worker="<slot>"
+	// (workermetrics.go); a worker that does not answer is left out.
+	return promhttp.HandlerFor(prometheus.Gatherers{reg, workerGatherer{m: m}}, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }

@@ -121,14 +121,19 @@ func runWorker(ctx context.Context, force <-chan struct{}, cfg config.Config, w 
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
+	srv := newServer(cfg, w.ID, build, log)
+	gs := graceful.New(srv, serveOpts(cfg, log))
+	if w.Private != nil {
+		gs.ServeListener(w.Private) // the master gathers this worker's /metrics there
+	}
 	wg.Go(func() {
-		if w.WatchMaster(ctx) {
+		// gs also accepts for a slot whose worker is dead, when the master says so.
+		if w.WatchMaster(ctx, gs) {
 			log.Warn("master is gone; draining")
 			cancel()
 		}
 	})
-	srv := newServer(cfg, w.ID, build, log)
-	err := graceful.New(srv, serveOpts(cfg, log)).Serve(ctx, force, w.Listener, func() {
+	err := gs.Serve(ctx, force, w.Listener, func() {
 		srv.SetReady(true)
 		if err := w.Ready(); err != nil {
 			log.Error("tell master ready", "err", err)

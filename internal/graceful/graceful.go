@@ -6,13 +6,17 @@
 // without a response, and closing idle keep-alive connections races with a
 // client that is just sending on them. Drain therefore runs in steps:
 //
-//  1. close the listener (in a CLUSTER worker, only this process's copy: the
-//     master's copy keeps the socket and its accept queue alive);
+//  1. close the listener and any added with ServeListener (in a CLUSTER
+//     worker, only this process's copies: the master's copies keep the
+//     sockets and their accept queues alive);
 //  2. answer every further request with "Connection: close";
 //  3. wait until no connection is new (accepted, not yet read) or active, and
 //     give idle keep-alive connections IdleGrace to send their next request
 //     (answered, then closed by us) or to close;
 //  4. only then Shutdown, under what is left of DrainTimeout; past it, Close.
+//
+// A second stop signal (force) ends the drain at once; Serve then returns
+// ErrForced, so that the process exits non-zero.
 package graceful
 
 import (
@@ -36,7 +40,15 @@ type Options struct {
 	WriteTimeout      time.Duration // default 5m: the heavy route may compute for a while
 	IdleTimeout       time.Duration // default 75s: longer than nginx's upstream keepalive_timeout (60s)
 	MaxHeaderBytes    int           // default 1 MiB + net/http's slack
-	Logger            *slog.Logger
+	// MaxConnRequests is how many requests one keep-alive connection
+	// carries before the server answers with "Connection: close" (like
+	// nginx's keepalive_requests). With one SO_REUSEPORT socket per worker
+	// the kernel picks a worker once per connection, so a few long-lived
+	// connections would pin their load to the workers they first hit;
+	// reconnecting every N requests spreads them again, for one handshake
+	// per N requests. Default 100; negative means unlimited.
+	MaxConnRequests int
+	Logger          *slog.Logger
 }
 
 func (o *Options) setDefaults() {
@@ -54,10 +66,17 @@ func (o *Options) setDefaults() {
 	if o.MaxHeaderBytes == 0 {
 		o.MaxHeaderBytes = http.DefaultMaxHeaderBytes
 	}
+	if o.MaxConnRequests == 0 {
+		o.MaxConnRequests = 100
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 }
+
+// ErrForced is returned by Serve when force cut the drain short: requests
+// still running were dropped, so the process must not report success.
+var ErrForced = errors.New("drain cut short by a second stop signal")
 
 // Server is an http.Server with a drain that loses nothing.
 type Server struct {
@@ -65,14 +84,16 @@ type Server struct {
 	srv      *http.Server
 	draining atomic.Bool
 
-	mu    sync.Mutex // guards conns
-	conns map[net.Conn]http.ConnState
+	mu      sync.Mutex // guards conns, extra, and the draining flag's transition
+	conns   map[net.Conn]http.ConnState
+	extra   map[net.Listener]struct{} // listeners added by ServeListener, not yet stopped
+	extraWG sync.WaitGroup            // one per ServeListener's Serve goroutine
 }
 
 // New returns a Server for h.
 func New(h http.Handler, opts Options) *Server {
 	opts.setDefaults()
-	s := &Server{opts: opts, conns: make(map[net.Conn]http.ConnState)}
+	s := &Server{opts: opts, conns: make(map[net.Conn]http.ConnState), extra: make(map[net.Listener]struct{})}
 	s.srv = &http.Server{
 		Handler:           s.wrap(h),
 		ReadHeaderTimeout: opts.ReadHeaderTimeout,
@@ -81,17 +102,48 @@ func New(h http.Handler, opts Options) *Server {
 		IdleTimeout:       opts.IdleTimeout,
 		MaxHeaderBytes:    opts.MaxHeaderBytes,
 		ConnState:         s.track,
-		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
+		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
+			return context.WithValue(ctx, connRequestsKey{}, new(atomic.Int64))
+		},
+		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
 	}
 	return s
+}
+
+// ServeListener also serves on ln (e.g. an orphaned slot's socket a CLUSTER
+// worker adopts) until stop is called or the server drains; either closes
+// ln. Connections it accepted are drained like the others.
+func (s *Server) ServeListener(ln net.Listener) (stop func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining.Load() {
+		_ = ln.Close()
+		return func() {}
+	}
+	s.extra[ln] = struct{}{}
+	s.extraWG.Go(func() { _ = s.srv.Serve(ln) })
+	return func() {
+		s.mu.Lock()
+		delete(s.extra, ln)
+		s.mu.Unlock()
+		_ = ln.Close()
+	}
 }
 
 // Draining reports whether the server has begun to stop.
 func (s *Server) Draining() bool { return s.draining.Load() }
 
+// connRequestsKey keys a connection's request count in its context.
+type connRequestsKey struct{}
+
 func (s *Server) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.draining.Load() {
+		closeConn := s.draining.Load()
+		if n, ok := r.Context().Value(connRequestsKey{}).(*atomic.Int64); ok && s.opts.MaxConnRequests > 0 &&
+			n.Add(1) >= int64(s.opts.MaxConnRequests) {
+			closeConn = true
+		}
+		if closeConn {
 			w.Header().Set("Connection", "close")
 		}
 		h.ServeHTTP(w, r)
@@ -139,13 +191,19 @@ func (s *Server) Serve(ctx context.Context, force <-chan struct{}, ln net.Listen
 	}
 	start := time.Now()
 	deadline := start.Add(s.opts.DrainTimeout)
+	s.mu.Lock()
 	s.draining.Store(true)
+	for l := range s.extra {
+		_ = l.Close()
+	}
+	s.mu.Unlock()
 	_ = ln.Close()
 	// Once Serve has returned, every connection it accepted has been tracked
 	// (net/http sets StateNew before it starts the connection's goroutine).
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 		s.opts.Logger.Warn("serve ended", "err", err)
 	}
+	s.extraWG.Wait()
 	idleUntil := start.Add(s.opts.IdleGrace)
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
@@ -158,7 +216,7 @@ func (s *Server) Serve(ctx context.Context, force <-chan struct{}, ln net.Listen
 		select {
 		case <-tick.C:
 		case <-force:
-			return s.srv.Close()
+			return errors.Join(ErrForced, s.srv.Close())
 		}
 	}
 	sctx, cancel := context.WithDeadline(context.Background(), deadline)
@@ -172,6 +230,11 @@ func (s *Server) Serve(ctx context.Context, force <-chan struct{}, ln net.Listen
 	}()
 	if err := s.srv.Shutdown(sctx); err != nil {
 		_ = s.srv.Close()
+		select {
+		case <-force:
+			return ErrForced
+		default:
+		}
 		return fmt.Errorf("drain: %w", err)
 	}
 	s.opts.Logger.Info("drained", "took", time.Since(start).Round(time.Millisecond))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/lbserver/lbserver/internal/admission"
@@ -45,7 +46,12 @@ func ParseCant(values []string, def, max int64) (int64, error) {
 }
 
 func (s *Server) handleRandoms(w http.ResponseWriter, r *http.Request) {
-	n, err := ParseCant(r.URL.Query()["cant"], s.opts.DefaultCant, s.opts.MaxCant)
+	q, err := url.ParseQuery(r.URL.RawQuery) // r.URL.Query() would drop a malformed cant and compute the default
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "malformed query string: give cant=N, N a whole number from 1 to "+strconv.FormatInt(s.opts.MaxCant, 10))
+		return
+	}
+	n, err := ParseCant(q["cant"], s.opts.DefaultCant, s.opts.MaxCant)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return

@@ -16,7 +16,26 @@
 //
 // and LBSERVER_WORKER_ID=<slot>. Because the master keeps every socket open,
 // a worker's death or replacement never closes the port: connections queued
-// on a slot wait there until the slot's next worker accepts them.
+// on a slot are never lost.
+//
+// With more than one slot (and at most 64), every worker also inherits every
+// slot's socket (fds 6.. , LBSERVER_SLOTS=N), and the master writes commands
+// on the lifeline: "adopt K" when slot K has lost its worker (it died, or it
+// is waiting out a restart backoff), so that a healthy worker accepts the
+// connections the kernel keeps hashing to slot K; "release K" once slot K's
+// own worker is ready again. Without it, those connections would wait in
+// slot K's queue for as long as its worker is down.
+//
+// Each worker also gets a private unix socket listener (LBSERVER_PRIVATE_FD,
+// in a 0700 folder of the master's) on which it serves its routes for the
+// master only: the master's --master-metrics gathers every worker's
+// lbserver_* series there, labelled worker="<slot>".
+//
+// The master's copies of the sockets are plain (blocking-mode) files: O_NONBLOCK
+// belongs to the socket's open file description, shared by every process
+// that holds the socket, and os/exec's File.Fd on a non-blocking File would
+// clear it under the workers' feet (their accept4 would then block and
+// their drain hang).
 //
 // # Signals
 //
@@ -35,5 +54,7 @@
 // The delay grows with the crashes of that slot in the last CrashWindow
 // (0, then 100ms, doubling, capped at MaxBackoff), so a worker that dies at
 // start does not spin the CPU, and a long-lived master never gives up on a
-// slot after rare crashes. The other slots keep serving meanwhile.
+// slot after rare crashes. Every restart is logged ("restarting worker" with
+// the delay and the crashes in the window). The other slots keep serving
+// meanwhile, and one of them adopts the slot until it is back.
 package supervisor

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,6 +51,16 @@ type Stats struct {
 	Restarts int64 // workers started to replace one that died
 	Reloads  int64 // rolling reloads completed
 	Live     int64 // workers running now
+	Adopted  int64 // slots without a ready worker, accepted for by another worker now
+}
+
+// WorkerInfo describes a live worker process.
+type WorkerInfo struct {
+	Slot    int
+	Pid     int
+	Ready   bool   // it reported ready
+	Current bool   // it is its slot's current worker (false while it is replaced)
+	Private string // path of its private unix socket (its whole HTTP surface, for the master only); "" if none
 }
 
 // Master supervises the workers. Create it with Listen, then Run it.
@@ -56,6 +69,8 @@ type Master struct {
 	log     *slog.Logger
 	addr    net.Addr
 	sockets []*os.File // one per slot (the same file repeated with SharedSocket)
+	privDir string     // 0700 folder of the workers' private sockets; "" if it could not be made
+	privSeq int        // names the private sockets; guarded by mu
 	done    chan struct{}
 
 	wg sync.WaitGroup // owns every goroutine the master starts
@@ -73,6 +88,8 @@ type slot struct {
 	sock    *os.File
 	cur     *child      // the worker serving this slot, nil while it is being replaced
 	crashes []time.Time // crash times within CrashWindow
+	served  bool        // a worker of this slot has been ready once
+	adopter *child      // another slot's worker accepting here while this slot has no ready worker
 }
 
 type child struct {
@@ -81,9 +98,16 @@ type child struct {
 	pid      int
 	started  time.Time
 	lifeline *os.File      // the master's write end; closed when the worker exits
+	private  string        // path of the worker's private socket, removed when it exits
 	ready    chan struct{} // closed when the worker reports ready
 	exited   chan struct{} // closed once the worker has exited
 	err      error         // Wait's result; read after exited
+
+	// Guarded by Master.mu:
+	isReady  bool // the worker reported ready
+	retiring bool // the worker was told to stop (reload, stop)
+	gone     bool // the worker exited
+	adopted  int  // slots this worker accepts for besides its own
 }
 
 // Listen binds the sockets the workers will share. A port in use is an
@@ -121,6 +145,11 @@ func Listen(opts Options) (*Master, error) {
 	}
 	m.addr = addr
 	m.sockets = files
+	if dir, err := os.MkdirTemp("", "lbserver-master-"); err == nil {
+		m.privDir = dir
+	} else {
+		m.log.Warn("no private worker sockets: worker metrics will not be gathered", "err", err)
+	}
 	for i := range opts.Workers {
 		m.slots = append(m.slots, &slot{id: i + 1, sock: files[i%len(files)]})
 	}
@@ -156,7 +185,7 @@ func listenSockets(addr string, n int, shareExisting, reuse bool) ([]*os.File, n
 			closeAll()
 			return nil, nil, fmt.Errorf("listen on %s: %w", addr, err)
 		}
-		f, err := ln.(*net.TCPListener).File()
+		f, err := plainFile(ln.(*net.TCPListener))
 		bound = ln.Addr()
 		_ = ln.Close() // f is a duplicate that keeps the socket open
 		if err != nil {
@@ -166,6 +195,47 @@ func listenSockets(addr string, n int, shareExisting, reuse bool) ([]*os.File, n
 		files = append(files, f)
 	}
 	return files, bound, nil
+}
+
+// plainFile returns a duplicate of ln's socket as an *os.File that is not
+// in non-blocking mode, so that passing it to a worker (os/exec calls
+// File.Fd) never touches the socket's flags.
+//
+// O_NONBLOCK belongs to the socket's open file description, which the
+// master and every worker share. File.Fd on a File made in non-blocking
+// mode (what TCPListener.File returns) clears O_NONBLOCK on that shared
+// description; a worker whose runtime then calls accept4 on the socket
+// blocks in the syscall instead of waiting in the poller, and its Close
+// of the listener (the first step of a drain) hangs until a connection
+// arrives. Seen here: a worker that never finished draining after the
+// master started another worker (the next spawn called Fd again).
+func plainFile(ln syscall.Conn) (*os.File, error) {
+	rc, err := ln.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	nfd := -1
+	var derr error
+	err = rc.Control(func(fd uintptr) {
+		nfd, derr = syscall.Dup(int(fd))
+		if derr == nil {
+			syscall.CloseOnExec(nfd)
+			// Blocking for now, so that os.NewFile makes a plain File; no
+			// worker shares the socket yet. Workers set it non-blocking
+			// again (net.FileListener) and nothing here undoes it.
+			derr = syscall.SetNonblock(nfd, false)
+		}
+	})
+	if err == nil {
+		err = derr
+	}
+	if err != nil {
+		if nfd >= 0 {
+			_ = syscall.Close(nfd)
+		}
+		return nil, err
+	}
+	return os.NewFile(uintptr(nfd), "socket"), nil
 }
 
 // setReusePort is a net.ListenConfig.Control that sets SO_REUSEPORT.
@@ -192,8 +262,48 @@ func (m *Master) Addr() net.Addr { return m.addr }
 func (m *Master) Stats() Stats {
 	m.mu.Lock()
 	live := int64(len(m.children))
+	var adopted int64
+	for _, s := range m.slots {
+		if s.adopter != nil {
+			adopted++
+		}
+	}
 	m.mu.Unlock()
-	return Stats{Starts: m.starts.Load(), Exits: m.exits.Load(), Restarts: m.restarts.Load(), Reloads: m.reloads.Load(), Live: live}
+	return Stats{Starts: m.starts.Load(), Exits: m.exits.Load(), Restarts: m.restarts.Load(), Reloads: m.reloads.Load(), Live: live, Adopted: adopted}
+}
+
+// Workers lists the live workers, by slot then start.
+func (m *Master) Workers() []WorkerInfo {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]WorkerInfo, 0, len(m.children))
+	for c := range m.children {
+		out = append(out, WorkerInfo{Slot: c.slot.id, Pid: c.pid, Ready: c.isReady, Current: c.slot.cur == c, Private: c.private})
+	}
+	slices.SortFunc(out, func(a, b WorkerInfo) int { return cmp.Or(cmp.Compare(a.Slot, b.Slot), cmp.Compare(a.Pid, b.Pid)) })
+	return out
+}
+
+// privateListener makes a unix socket listener only this user can reach,
+// for one worker; the worker serves on it and the master connects to it.
+func (m *Master) privateListener(slot int) (*os.File, string, error) {
+	if m.privDir == "" {
+		return nil, "", errors.New("no private socket folder")
+	}
+	m.privSeq++
+	path := filepath.Join(m.privDir, fmt.Sprintf("w%d-%d.sock", slot, m.privSeq))
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, "", err
+	}
+	ln.SetUnlinkOnClose(false) // the worker's copy serves on; the path goes when the worker exits
+	f, err := plainFile(ln)
+	_ = ln.Close()
+	if err != nil {
+		_ = os.Remove(path)
+		return nil, "", err
+	}
+	return f, path, nil
 }
 
 // Pids lists the workers' pids by slot (0 where a slot has none).
@@ -265,6 +375,20 @@ func (m *Master) spawnLocked(s *slot) (*child, error) {
 		EnvWorkerID+"="+strconv.Itoa(s.id),
 		EnvMasterPID+"="+strconv.Itoa(os.Getpid()))
 	cmd.ExtraFiles = []*os.File{s.sock, readyW, lifeR} // fds 3, 4, 5
+	if m.adoptable() {
+		// fds 6.. are every slot's socket, so that this worker can accept
+		// for a slot whose worker is dead (see rebalanceLocked).
+		cmd.ExtraFiles = append(cmd.ExtraFiles, m.sockets...)
+		cmd.Env = append(cmd.Env, EnvSlots+"="+strconv.Itoa(len(m.sockets)))
+	}
+	priv, privPath, err := m.privateListener(s.id)
+	if err == nil {
+		cmd.Env = append(cmd.Env, EnvPrivateFD+"="+strconv.Itoa(3+len(cmd.ExtraFiles)))
+		cmd.ExtraFiles = append(cmd.ExtraFiles, priv)
+		defer priv.Close() // the worker has its copy once started
+	} else {
+		m.log.Warn("worker without a private socket", "worker", s.id, "err", err)
+	}
 	cmd.Stdout = m.opts.Stdout
 	cmd.Stderr = m.opts.Stderr
 	err = cmd.Start()
@@ -273,10 +397,13 @@ func (m *Master) spawnLocked(s *slot) (*child, error) {
 	if err != nil {
 		readyR.Close()
 		lifeW.Close()
+		if privPath != "" {
+			_ = os.Remove(privPath)
+		}
 		return nil, fmt.Errorf("start worker %d: %w", s.id, err)
 	}
 	c := &child{
-		slot: s, cmd: cmd, pid: cmd.Process.Pid, started: time.Now(), lifeline: lifeW,
+		slot: s, cmd: cmd, pid: cmd.Process.Pid, started: time.Now(), lifeline: lifeW, private: privPath,
 		ready: make(chan struct{}), exited: make(chan struct{}),
 	}
 	m.children[c] = struct{}{}
@@ -287,12 +414,21 @@ func (m *Master) spawnLocked(s *slot) (*child, error) {
 		n, _ := readyR.Read(b[:]) // one byte when ready; EOF if the worker exits first
 		readyR.Close()
 		if n == 1 {
+			m.log.Info("worker ready", "worker", s.id, "worker_pid", c.pid, "took", time.Since(c.started).Round(time.Millisecond))
+			m.mu.Lock()
+			c.isReady = true
+			s.served = true
+			m.rebalanceLocked()
+			m.mu.Unlock()
 			close(c.ready)
 		}
 	})
 	m.wg.Go(func() {
 		c.err = cmd.Wait()
 		c.lifeline.Close()
+		if c.private != "" {
+			_ = os.Remove(c.private)
+		}
 		close(c.exited)
 		m.onExit(c)
 	})
@@ -302,7 +438,8 @@ func (m *Master) spawnLocked(s *slot) (*child, error) {
 func withoutWorkerEnv(env []string) []string {
 	out := make([]string, 0, len(env)+2)
 	for _, kv := range env {
-		if strings.HasPrefix(kv, EnvWorkerID+"=") || strings.HasPrefix(kv, EnvMasterPID+"=") {
+		if strings.HasPrefix(kv, EnvWorkerID+"=") || strings.HasPrefix(kv, EnvMasterPID+"=") ||
+			strings.HasPrefix(kv, EnvSlots+"=") || strings.HasPrefix(kv, EnvPrivateFD+"=") {
 			continue
 		}
 		out = append(out, kv)
@@ -316,6 +453,7 @@ func (m *Master) onExit(c *child) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.children, c)
+	c.gone = true
 	m.exits.Add(1)
 	status := "exit status 0"
 	if c.err != nil {
@@ -324,24 +462,78 @@ func (m *Master) onExit(c *child) {
 	current := c.slot.cur == c
 	m.log.Info("worker exited", "worker", c.slot.id, "worker_pid", c.pid, "status", status,
 		"uptime", time.Since(c.started).Round(time.Millisecond), "replaced", !current || m.stopping)
-	if m.stopping || !current {
+	if m.stopping {
 		return
 	}
-	c.slot.cur = nil
-	m.crashLocked(c.slot)
+	if current {
+		c.slot.cur = nil
+		m.crashLocked(c.slot)
+	}
+	m.rebalanceLocked()
+}
+
+// adoptable reports whether workers are given every slot's socket, to
+// accept for a slot whose worker is dead.
+func (m *Master) adoptable() bool {
+	return !m.opts.SharedSocket && len(m.sockets) > 1 && len(m.sockets) <= maxAdoptSlots
+}
+
+// rebalanceLocked makes sure that every slot that has been served and now
+// has no ready worker (it died, it is in restart backoff) is accepted for by
+// a ready worker of another slot, and that a slot whose own worker is ready
+// again is released. Without it, connections the kernel hashes to an
+// orphaned slot's socket would wait there until its worker is back. m.mu
+// must be held.
+func (m *Master) rebalanceLocked() {
+	if m.stopping || !m.adoptable() {
+		return
+	}
+	usable := func(c *child) bool { return c != nil && c.isReady && !c.retiring && !c.gone }
+	for _, s := range m.slots {
+		healthy := usable(s.cur)
+		if a := s.adopter; a != nil && (healthy || !usable(a)) {
+			s.adopter = nil
+			a.adopted--
+			if !a.gone {
+				m.tell(a, "release", s.id)
+			}
+			if healthy {
+				m.log.Info("slot served by its own worker again", "worker", s.id, "worker_pid", s.cur.pid, "adopter_pid", a.pid)
+			}
+		}
+		if healthy || s.adopter != nil || !s.served {
+			continue
+		}
+		var best *child
+		for _, t := range m.slots {
+			if t != s && usable(t.cur) && (best == nil || t.cur.adopted < best.adopted) {
+				best = t.cur
+			}
+		}
+		if best == nil {
+			m.log.Warn("slot has no worker and no healthy worker can adopt it; its connections wait", "worker", s.id)
+			continue
+		}
+		s.adopter = best
+		best.adopted++
+		m.tell(best, "adopt", s.id)
+		m.log.Warn("worker adopts orphaned slot until its worker is back", "worker", s.id, "adopter", best.slot.id, "adopter_pid", best.pid)
+	}
+}
+
+// tell writes one command line on c's lifeline. The worker reads its
+// lifeline all the time; the deadline only guards against a stuck worker.
+func (m *Master) tell(c *child, verb string, slot int) {
+	_ = c.lifeline.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	if _, err := fmt.Fprintf(c.lifeline, "%s %d\n", verb, slot); err != nil {
+		m.log.Warn("tell worker", "worker", c.slot.id, "worker_pid", c.pid, "cmd", verb, "slot", slot, "err", err)
+	}
 }
 
 // crashLocked records a crash of slot s and schedules a restart after a
 // delay that grows with the crashes in the window. m.mu must be held.
 func (m *Master) crashLocked(s *slot) {
-	now := time.Now()
-	kept := s.crashes[:0]
-	for _, t := range s.crashes {
-		if now.Sub(t) < m.opts.CrashWindow {
-			kept = append(kept, t)
-		}
-	}
-	s.crashes = append(kept, now)
+	s.crashes = recordCrash(s.crashes, time.Now(), m.opts.CrashWindow)
 	delay := backoff(len(s.crashes), m.opts.MaxBackoff)
 	m.log.Warn("restarting worker", "worker", s.id, "delay", delay, "crashes_in_window", len(s.crashes), "window", m.opts.CrashWindow)
 	m.wg.Go(func() {
@@ -356,6 +548,18 @@ func (m *Master) crashLocked(s *slot) {
 		defer m.mu.Unlock()
 		m.fillLocked(s, true)
 	})
+}
+
+// recordCrash appends now to crashes and drops those older than window, so
+// that only recent crashes count: rare crashes over weeks never add up.
+func recordCrash(crashes []time.Time, now time.Time, window time.Duration) []time.Time {
+	kept := crashes[:0]
+	for _, t := range crashes {
+		if now.Sub(t) < window {
+			kept = append(kept, t)
+		}
+	}
+	return append(kept, now)
 }
 
 // backoff is the restart delay after the k-th crash in the window: 0 for
@@ -411,6 +615,10 @@ func (m *Master) rollingReload(ctx context.Context) {
 		m.mu.Lock()
 		prev := s.cur
 		s.cur = nc
+		if prev != nil {
+			prev.retiring = true // its adoptions move to a worker that stays
+		}
+		m.rebalanceLocked()
 		m.mu.Unlock()
 		m.log.Info("worker replaced", "worker", s.id, "old_pid", pidOf(prev), "new_pid", nc.pid)
 		if prev != nil {
@@ -474,6 +682,9 @@ func (m *Master) stop(force <-chan struct{}) error {
 	m.wg.Wait()
 	for _, f := range m.sockets {
 		_ = f.Close()
+	}
+	if m.privDir != "" {
+		_ = os.RemoveAll(m.privDir)
 	}
 	m.log.Info("master stopped")
 	return forced

@@ -1,13 +1,14 @@
 package supervisor
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -15,17 +16,34 @@ import (
 const (
 	EnvWorkerID  = "LBSERVER_WORKER_ID"
 	EnvMasterPID = "LBSERVER_MASTER_PID"
+	EnvSlots     = "LBSERVER_SLOTS"      // when set to N, fds 6..5+N are the sockets of slots 1..N
+	EnvPrivateFD = "LBSERVER_PRIVATE_FD" // the fd of the worker's private listener (a unix socket only the master uses)
 	fdListener   = 3
 	fdReady      = 4
 	fdLifeline   = 5
+	fdSlots      = 6
 )
+
+// maxAdoptSlots bounds the sockets every worker inherits for adoption; with
+// more slots than this, orphaned slots wait for their own worker.
+const maxAdoptSlots = 64
+
+// Adopter serves an extra listener until stop is called (graceful.Server
+// does). A worker uses it to accept on an orphaned slot's socket.
+type Adopter interface {
+	ServeListener(ln net.Listener) (stop func())
+}
 
 // Worker is this process's side of the hand-off, when it was started by a master.
 type Worker struct {
 	ID       int
 	Listener net.Listener
+	// Private is a unix socket listener only the master connects to (to
+	// gather this worker's /metrics); nil when the master gave none.
+	Private  net.Listener
 	ready    *os.File
 	lifeline *os.File
+	slots    map[int]*os.File // every slot's socket, by slot id, for adoption
 }
 
 // FromEnv returns the Worker this process is, or ok=false when it was not
@@ -50,12 +68,36 @@ func FromEnv(getenv func(string) string) (w *Worker, ok bool, err error) {
 	if err := syscall.SetNonblock(fdLifeline, true); err != nil {
 		return nil, true, fmt.Errorf("worker %d: lifeline: %w", id, err)
 	}
-	return &Worker{
+	w = &Worker{
 		ID:       id,
 		Listener: ln,
 		ready:    os.NewFile(fdReady, "ready"),
 		lifeline: os.NewFile(fdLifeline, "lifeline"),
-	}, true, nil
+		slots:    map[int]*os.File{},
+	}
+	if v := getenv(EnvPrivateFD); v != "" {
+		fd, err := strconv.Atoi(v)
+		if err != nil || fd <= fdLifeline {
+			return nil, true, fmt.Errorf("bad %s=%q", EnvPrivateFD, v)
+		}
+		pf := os.NewFile(uintptr(fd), "private")
+		if w.Private, err = net.FileListener(pf); err != nil {
+			return nil, true, fmt.Errorf("worker %d: private listener: %w", id, err)
+		}
+		_ = pf.Close()
+	}
+	if v := getenv(EnvSlots); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxAdoptSlots {
+			return nil, true, fmt.Errorf("bad %s=%q", EnvSlots, v)
+		}
+		for k := 1; k <= n; k++ {
+			fd := fdSlots + k - 1
+			syscall.CloseOnExec(fd)
+			w.slots[k] = os.NewFile(uintptr(fd), "slot "+strconv.Itoa(k))
+		}
+	}
+	return w, true, nil
 }
 
 // Ready tells the master this worker is serving.
@@ -70,13 +112,15 @@ func (w *Worker) Ready() error {
 }
 
 // WatchMaster blocks until the master is gone (EOF on the lifeline) or ctx
-// is done, and reports whether the master is gone. Run it in a goroutine the
-// caller owns; it returns promptly when ctx is done.
-func (w *Worker) WatchMaster(ctx context.Context) bool {
+// is done, and reports whether the master is gone. Meanwhile it obeys the
+// master's lines on the lifeline: "adopt K" makes a also accept on slot K's
+// socket (its worker is dead), "release K" stops that. a may be nil. Run it
+// in a goroutine the caller owns; it returns promptly when ctx is done.
+func (w *Worker) WatchMaster(ctx context.Context, a Adopter) bool {
 	gone := make(chan struct{})
 	go func() {
-		_, _ = io.Copy(io.Discard, w.lifeline) // returns at EOF, or when Close below interrupts it
-		close(gone)
+		defer close(gone)
+		w.obey(a) // returns at EOF, or when Close below interrupts the read
 	}()
 	select {
 	case <-gone:
@@ -85,5 +129,35 @@ func (w *Worker) WatchMaster(ctx context.Context) bool {
 		_ = w.lifeline.Close()
 		<-gone
 		return false
+	}
+}
+
+// obey reads the master's commands until EOF or an error.
+func (w *Worker) obey(a Adopter) {
+	adopted := map[int]func(){} // slot id -> stop
+	sc := bufio.NewScanner(w.lifeline)
+	for sc.Scan() {
+		verb, arg, _ := strings.Cut(sc.Text(), " ")
+		k, err := strconv.Atoi(arg)
+		f := w.slots[k]
+		if err != nil || f == nil || a == nil || k == w.ID {
+			continue
+		}
+		switch verb {
+		case "adopt":
+			if adopted[k] != nil {
+				continue
+			}
+			ln, err := net.FileListener(f) // a duplicate: closing it leaves the master's socket open
+			if err != nil {
+				continue
+			}
+			adopted[k] = a.ServeListener(ln)
+		case "release":
+			if stop := adopted[k]; stop != nil {
+				stop()
+				delete(adopted, k)
+			}
+		}
 	}
 }

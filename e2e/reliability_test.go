@@ -1,0 +1,532 @@
+package e2e
+
+// Zero-loss lifecycle tests of the real binary (issue 6): rolling reloads
+// under load, killed workers, crash loops, a dead master, PID 1, and the
+// stop signals. Each load is bounded in time and count.
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// relLight is a cheap route that still goes through the compute admission.
+const relLight = "/api/randoms?cant=1000"
+
+// relHeavy computes for a second or two on this kind of machine: long enough
+// to be in flight when a signal arrives. It needs relMaxCant.
+const relHeavy = "/api/randoms?cant=1500000000"
+
+// relMaxCant raises --max-cant for relHeavy and the force test.
+const relMaxCant = "100000000000"
+
+// relReloads is how many rolling reloads the reload tests run.
+const relReloads = 20
+
+// TestReliabilityReloadSIGHUP: 20 rolling reloads by SIGHUP under 32
+// concurrent clients (16 keep-alive connections, 16 connection-per-request)
+// fail no request and refuse no connection.
+func TestReliabilityReloadSIGHUP(t *testing.T) {
+	p, base := relStartCluster(t, 2)
+	first := relWaitWorkers(t, p, 2)
+	load := relStartLoad(t, relLoadOpts{URL: base + relLight, KeepAlive: 16, PerRequest: 16, MaxTime: 90 * time.Second})
+	start := time.Now()
+	for i := range relReloads {
+		if err := p.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		relWaitLog(t, p, "rolling reload finished", i+1, 30*time.Second)
+	}
+	took := time.Since(start)
+	res := load.Stop()
+	t.Logf("%d SIGHUP reloads in %s under 32 connections: %s", relReloads, took.Round(time.Millisecond), res)
+	relAssertNoLoss(t, res)
+	if got := len(res.ByPid); got < relReloads {
+		t.Errorf("answers came from %d distinct worker pids, want at least %d (the load must span the reloads)", got, relReloads)
+	}
+	last := relWaitWorkers(t, p, 2)
+	for _, pid := range first {
+		if slices.Contains(last, pid) {
+			t.Errorf("worker %d survived %d reloads; workers now %v", pid, relReloads, last)
+		}
+	}
+}
+
+// TestReliabilityReloadWatch: with --watch, replacing the executable on disk
+// (as a rebuild or a deploy does) under 32 concurrent clients replaces the
+// workers with no failed request; /api/info then shows the new build. 20
+// times in CLUSTER mode (2 workers), 5 times in FORK mode (--watch runs one
+// supervised worker).
+func TestReliabilityReloadWatch(t *testing.T) {
+	for _, c := range []struct {
+		mode    string
+		reloads int
+	}{{"CLUSTER", relReloads}, {"FORK", 5}} {
+		t.Run(c.mode, func(t *testing.T) {
+			dir := t.TempDir()
+			exe := relCopyBin(t, dir)
+			orig, err := os.ReadFile(exe)
+			if err != nil {
+				t.Fatal(err)
+			}
+			port := FreePort(t)
+			base := relBase(port)
+			p := StartCmd(t, exec.Command(exe, "--port", strconv.Itoa(port), "--host", "127.0.0.1", "--mode", c.mode, "--workers", "2", "--watch"))
+			WaitHTTP(t, p, base+"/healthz", 20*time.Second)
+			relWaitLog(t, p, "watching", 1, 10*time.Second)
+			build0 := relBuild(t, base)
+			load := relStartLoad(t, relLoadOpts{URL: base + relLight, KeepAlive: 16, PerRequest: 16, MaxTime: 90 * time.Second})
+			start := time.Now()
+			for i := range c.reloads {
+				// A different file each time: the same program with a trailer,
+				// so its build id (a hash of the file) changes.
+				relReplaceFile(t, exe, append(slices.Clip(orig), []byte(fmt.Sprintf("\nrebuild %d\n", i))...))
+				relWaitLog(t, p, "rolling reload finished", i+1, 30*time.Second)
+			}
+			took := time.Since(start)
+			res := load.Stop()
+			t.Logf("%s: %d --watch reloads in %s under 32 connections: %s", c.mode, c.reloads, took.Round(time.Millisecond), res)
+			relAssertNoLoss(t, res)
+			if got := relBuild(t, base); got == build0 {
+				t.Errorf("build after %d replacements = %s, want a new one", c.reloads, got)
+			}
+		})
+	}
+}
+
+// TestReliabilityKillWorkerQueued: connections waiting in a slot's accept
+// queue survive the death of the slot's worker: the master keeps the socket,
+// and another worker (adopting the slot) or the replacement answers them.
+func TestReliabilityKillWorkerQueued(t *testing.T) {
+	p, base := relStartCluster(t, 2)
+	pids := relWaitWorkers(t, p, 2)
+	victim := pids[0]
+	// Stopped, the worker accepts nothing: connections hashed to its slot
+	// wait in the slot's queue.
+	if err := syscall.Kill(victim, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	addr := strings.TrimPrefix(base, "http://")
+	const n = 40
+	conns := make([]net.Conn, 0, n)
+	for range n {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatalf("connect while a worker is stopped: %v", err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := fmt.Fprintf(c, "GET /api/info HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	byPid := map[string]int{}
+	for i, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		r, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Errorf("connection %d (queued while worker %d was killed): %v", i, victim, err)
+			continue
+		}
+		r.Body.Close()
+		if r.StatusCode != http.StatusOK {
+			t.Errorf("connection %d: status %d, want 200", i, r.StatusCode)
+		}
+		byPid[r.Header.Get("X-Server-Pid")]++
+	}
+	// About half of them waited in the stopped worker's queue (the kernel
+	// hashes each connection to a slot): the other worker, which adopts the
+	// orphaned slot at once, or the replacement answered them.
+	t.Logf("%d queued connections answered by pid: %v (killed %d)", n, byPid, victim)
+	if c := byPid[strconv.Itoa(victim)]; c != 0 {
+		t.Errorf("%d answers from the stopped worker %d", c, victim)
+	}
+}
+
+// TestReliabilityKillWorkerUnderLoad: SIGKILL of a worker under 32 clients
+// refuses no connection and fails at most the requests that worker was
+// running (each client has one request in flight, so at most 32 per kill).
+func TestReliabilityKillWorkerUnderLoad(t *testing.T) {
+	p, base := relStartCluster(t, 2)
+	load := relStartLoad(t, relLoadOpts{URL: base + relLight, KeepAlive: 16, PerRequest: 16, MaxTime: 60 * time.Second})
+	const kills = 5
+	for i := range kills {
+		pids := relWaitWorkers(t, p, 2)
+		before := load.Snapshot().OK
+		Eventually(t, 10*time.Second, "requests flowing", func() bool { return load.Snapshot().OK > before+50 })
+		victim := pids[i%2]
+		if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		Eventually(t, 10*time.Second, "worker replaced", func() bool {
+			now := ChildPids(p.Pid())
+			return len(now) == 2 && !slices.Contains(now, victim)
+		})
+		relWaitLog(t, p, "worker ready", 2+i+1, 10*time.Second)
+	}
+	res := load.Stop()
+	t.Logf("%d worker SIGKILLs under 32 connections: %s", kills, res)
+	relAssertKillOnly(t, res, kills*32)
+}
+
+// TestReliabilityCrashLoop: a broken executable aborts a rolling reload
+// (the old workers keep serving), and a slot whose worker keeps dying is
+// restarted with a growing delay, logged, while the other worker serves.
+// Once the executable is fixed the slot comes back; no request fails.
+func TestReliabilityCrashLoop(t *testing.T) {
+	dir := t.TempDir()
+	exe := relCopyBin(t, dir)
+	good, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, base := relStartClusterBin(t, exe, 2)
+	pids := relWaitWorkers(t, p, 2)
+	load := relStartLoad(t, relLoadOpts{URL: base + relLight, KeepAlive: 4, PerRequest: 4, MaxTime: 60 * time.Second, Timeout: 20 * time.Second})
+
+	// A deploy of a broken build: every new worker exits 1 at once.
+	relReplaceFile(t, exe, []byte("#!/bin/sh\necho broken build >&2\nexit 1\n"))
+	if err := p.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	relWaitLog(t, p, "rolling reload aborted", 1, 20*time.Second)
+	if now := relWaitWorkers(t, p, 2); !slices.Equal(now, pids) {
+		t.Errorf("workers after an aborted reload = %v, want the old ones %v", now, pids)
+	}
+	if r := MustGet(t, base+"/healthz"); r.Status != http.StatusOK {
+		t.Errorf("healthz after an aborted reload: %d", r.Status)
+	}
+
+	// Now slot 1's worker dies; each replacement dies at start.
+	victim := relWorkerPid(t, base, p, 1)
+	survivor := pids[0]
+	if survivor == victim {
+		survivor = pids[1]
+	}
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	const crashes = 6
+	relWaitLog(t, p, "crashes_in_window="+strconv.Itoa(crashes), 1, 30*time.Second)
+	delays := relRestartDelays(t, p.Output.String(), 1)
+	t.Logf("slot 1 restart delays: %v", delays)
+	for i := 1; i < len(delays); i++ {
+		if delays[i] <= delays[i-1] && delays[i] < 10*time.Second {
+			t.Errorf("restart delays %v do not grow (at %d)", delays, i)
+		}
+	}
+	if !Alive(survivor) {
+		t.Fatalf("healthy worker %d died during the crash loop", survivor)
+	}
+	// The healthy worker keeps answering (new connections, several of them).
+	for range 20 {
+		r, err := Get(base + "/api/info")
+		if err != nil || r.Status != http.StatusOK {
+			t.Fatalf("GET /api/info during the crash loop: %v %d", err, r.Status)
+		}
+	}
+
+	// A fixed build: the slot comes back by itself after its backoff.
+	relReplaceFile(t, exe, good)
+	Eventually(t, 30*time.Second, "slot 1 back", func() bool {
+		return relCount(p, "worker ready") >= 3 && len(ChildPids(p.Pid())) == 2
+	})
+	res := load.Stop()
+	t.Logf("crash loop under 8 clients: %s", res)
+	// The SIGKILL may cut the requests the victim was running (one per
+	// client at most); nothing else may fail.
+	relAssertKillOnly(t, res, 8)
+}
+
+// relAssertKillOnly allows up to limit failures, all of them requests cut
+// by a killed worker (never a refused connection, a timeout or an error
+// status), and fails a load that did not run.
+func relAssertKillOnly(tb testing.TB, res relResult, limit int64) {
+	tb.Helper()
+	if res.Refused != 0 {
+		tb.Errorf("refused connections = %d, want 0", res.Refused)
+	}
+	if res.Failed > limit {
+		tb.Errorf("failed requests = %d, want at most %d (the requests in flight on the killed workers)", res.Failed, limit)
+	}
+	for _, e := range res.Errors {
+		if strings.Contains(e, "Timeout") || strings.Contains(e, "status") {
+			tb.Errorf("failure %q: only requests cut by the kill may fail, never by a timeout or an error status", e)
+		}
+	}
+	if res.OK < 100 {
+		tb.Errorf("only %d requests answered: the load did not run", res.OK)
+	}
+}
+
+// TestReliabilityMasterSIGKILL: a master killed with SIGKILL leaves no
+// orphan: its workers see EOF on the lifeline, finish the request they were
+// running, and exit.
+func TestReliabilityMasterSIGKILL(t *testing.T) {
+	p, base := relStartCluster(t, 2, "--drain-timeout", "30s", "--max-cant", relMaxCant)
+	pids := relWaitWorkers(t, p, 2)
+	heavy := relAsyncGet(base + relHeavy)
+	relWaitBusy(t, base, 1)
+	if err := p.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	r := <-heavy
+	if r.err != nil || r.Status != http.StatusOK {
+		t.Errorf("request in flight when the master died: err=%v status=%d, want 200", r.err, r.Status)
+	}
+	Eventually(t, 20*time.Second, "workers gone after the master's death", func() bool {
+		return !Alive(pids[0]) && !Alive(pids[1])
+	})
+	relWaitLog(t, p, "master is gone; draining", 2, 5*time.Second)
+}
+
+// TestReliabilityMasterPID1: as PID 1 of a PID namespace (a container's
+// init), the master reaps a killed worker and replaces it, and SIGTERM still
+// drains the running request and exits 0.
+func TestReliabilityMasterPID1(t *testing.T) {
+	requireTool(t, "unshare")
+	relRequireRoot(t)
+	port := FreePort(t)
+	base := relBase(port)
+	p := StartCmd(t, exec.Command("unshare", "--pid", "--fork", "--mount-proc", binPath,
+		"--port", strconv.Itoa(port), "--host", "127.0.0.1", "--mode", "CLUSTER", "--workers", "2", "--drain-timeout", "30s", "--max-cant", relMaxCant))
+	WaitHTTP(t, p, base+"/healthz", 20*time.Second)
+	var master int
+	Eventually(t, 10*time.Second, "the master under unshare", func() bool {
+		k := ChildPids(p.Pid())
+		if len(k) == 1 {
+			master = k[0]
+		}
+		return master != 0
+	})
+	var info struct {
+		Ppid int `json:"ppid"`
+	}
+	if err := json.Unmarshal(MustGet(t, base+"/api/info").Body, &info); err != nil || info.Ppid != 1 {
+		t.Fatalf("worker's ppid = %d (%v), want 1: the master must be PID 1 of its namespace", info.Ppid, err)
+	}
+	var workers []int
+	Eventually(t, 10*time.Second, "2 workers", func() bool { workers = ChildPids(master); return len(workers) == 2 })
+	if err := syscall.Kill(workers[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 10*time.Second, "killed worker reaped and replaced", func() bool {
+		_, err := os.Stat(fmt.Sprintf("/proc/%d", workers[0])) // a zombie keeps its /proc entry
+		now := ChildPids(master)
+		return os.IsNotExist(err) && len(now) == 2 && !slices.Contains(now, workers[0])
+	})
+	WaitHTTP(t, p, base+"/healthz", 10*time.Second)
+	heavy := relAsyncGet(base + relHeavy)
+	relWaitBusy(t, base, 1)
+	if err := syscall.Kill(master, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	r := <-heavy
+	if r.err != nil || r.Status != http.StatusOK {
+		t.Errorf("request in flight at SIGTERM to PID 1: err=%v status=%d, want 200", r.err, r.Status)
+	}
+	if !p.Wait(40 * time.Second) {
+		t.Fatal("PID 1 master did not exit after SIGTERM")
+	}
+	if code := relExitCode(p); code != 0 {
+		t.Errorf("exit code of the PID 1 master = %d, want 0", code)
+	}
+}
+
+// TestReliabilitySignals: SIGINT (PM2's stop signal) and SIGTERM both let
+// the request in flight finish, then exit 0, in FORK and CLUSTER mode; a
+// second signal forces the exit at once.
+func TestReliabilitySignals(t *testing.T) {
+	for _, mode := range []string{"FORK", "CLUSTER"} {
+		for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+			t.Run(mode+"/drain/"+relSigName(sig), func(t *testing.T) {
+				p, base, pids := relStartMode(t, mode, "--drain-timeout", "30s", "--max-cant", relMaxCant)
+				heavy := relAsyncGet(base + relHeavy)
+				relWaitBusy(t, base, 1)
+				if err := p.Signal(sig); err != nil {
+					t.Fatal(err)
+				}
+				r := <-heavy
+				if r.err != nil || r.Status != http.StatusOK {
+					t.Errorf("request in flight at %s: err=%v status=%d, want 200", relSigName(sig), r.err, r.Status)
+				}
+				if !p.Wait(40 * time.Second) {
+					t.Fatalf("%s mode did not exit after %s", mode, relSigName(sig))
+				}
+				if code := relExitCode(p); code != 0 {
+					t.Errorf("exit code after %s = %d, want 0", relSigName(sig), code)
+				}
+				relAssertGone(t, base, pids)
+			})
+		}
+		t.Run(mode+"/second-signal-forces", func(t *testing.T) {
+			p, base, pids := relStartMode(t, mode, "--drain-timeout", "60s", "--compute-slots", "1", "--max-cant", relMaxCant)
+			// Two of the largest requests: a drain would take many seconds.
+			a := relAsyncGet(base + "/api/randoms?cant=20000000000")
+			b := relAsyncGet(base + "/api/randoms?cant=20000000000")
+			relWaitBusy(t, base, 1)
+			if err := p.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if mode == "CLUSTER" {
+				relWaitLog(t, p, "master stopping", 1, 10*time.Second)
+			} else {
+				Eventually(t, 10*time.Second, "listener closed (draining)", func() bool {
+					return relDialRefused(strings.TrimPrefix(base, "http://"))
+				})
+			}
+			start := time.Now()
+			if err := p.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if !p.Wait(5 * time.Second) {
+				t.Fatal("a second SIGTERM did not force the exit within 5s")
+			}
+			t.Logf("%s: forced exit %s after the second signal", mode, time.Since(start).Round(time.Millisecond))
+			if code := relExitCode(p); code == 0 {
+				t.Errorf("exit code after a forced stop = 0, want non-zero")
+			}
+			relAssertGone(t, base, pids)
+			<-a
+			<-b
+		})
+	}
+}
+
+// relStartMode starts FORK or a 2-worker CLUSTER on a free port and returns
+// the process, its base URL and the pids that serve.
+func relStartMode(tb testing.TB, mode string, extra ...string) (*Proc, string, []int) {
+	tb.Helper()
+	if mode == "CLUSTER" {
+		p, base := relStartCluster(tb, 2, extra...)
+		return p, base, append(relWaitWorkers(tb, p, 2), p.Pid())
+	}
+	port := FreePort(tb)
+	p := StartLB(tb, append([]string{"--port", strconv.Itoa(port), "--host", "127.0.0.1", "--mode", "FORK"}, extra...)...)
+	base := relBase(port)
+	WaitHTTP(tb, p, base+"/healthz", 20*time.Second)
+	return p, base, []int{p.Pid()}
+}
+
+// relAssertGone checks that the port is closed and no listed process lives.
+func relAssertGone(tb testing.TB, base string, pids []int) {
+	tb.Helper()
+	if !relDialRefused(strings.TrimPrefix(base, "http://")) {
+		tb.Errorf("%s still accepts connections after the exit", base)
+	}
+	for _, pid := range pids {
+		if Alive(pid) {
+			tb.Errorf("process %d still alive after the exit", pid)
+		}
+	}
+}
+
+// relAssertNoLoss fails on any failed request or refused connection, and on
+// a load that did not run.
+func relAssertNoLoss(tb testing.TB, res relResult) {
+	tb.Helper()
+	if res.Failed != 0 || res.Refused != 0 {
+		tb.Errorf("failed requests = %d, refused connections = %d, want 0 and 0; first errors: %q", res.Failed, res.Refused, res.Errors)
+	}
+	if res.OK < 100 {
+		tb.Errorf("only %d requests answered: the load did not run", res.OK)
+	}
+}
+
+type relAsync struct {
+	Resp
+	err error
+}
+
+// relAsyncGet fetches url on a new connection in the background.
+func relAsyncGet(url string) <-chan relAsync {
+	ch := make(chan relAsync, 1)
+	go func() {
+		c := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		r, err := Do(c, url)
+		ch <- relAsync{r, err}
+	}()
+	return ch
+}
+
+// relBuild returns the build id /api/info reports.
+func relBuild(tb testing.TB, base string) string {
+	tb.Helper()
+	var info struct {
+		Build string `json:"build"`
+	}
+	if err := json.Unmarshal(MustGet(tb, base+"/api/info").Body, &info); err != nil {
+		tb.Fatal(err)
+	}
+	return info.Build
+}
+
+// relWorkerPid finds the pid serving slot id by asking until that slot answers.
+func relWorkerPid(tb testing.TB, base string, p *Proc, id int) int {
+	tb.Helper()
+	pid := 0
+	Eventually(tb, 10*time.Second, fmt.Sprintf("worker %d answering", id), func() bool {
+		r, err := Get(base + "/healthz")
+		if err == nil && r.Header.Get("X-Worker-Id") == strconv.Itoa(id) {
+			pid, _ = strconv.Atoi(r.Header.Get("X-Server-Pid"))
+		}
+		return pid != 0
+	})
+	return pid
+}
+
+var relDelayRE = regexp.MustCompile(`msg="restarting worker" .*worker=(\d+) delay=(\S+)`)
+
+// relRestartDelays lists the restart delays the master logged for slot id.
+func relRestartDelays(tb testing.TB, log string, id int) []time.Duration {
+	tb.Helper()
+	var out []time.Duration
+	for _, m := range relDelayRE.FindAllStringSubmatch(log, -1) {
+		if m[1] != strconv.Itoa(id) {
+			continue
+		}
+		d, err := time.ParseDuration(m[2])
+		if err != nil {
+			tb.Fatalf("bad delay %q in the log: %v", m[2], err)
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+func relRequireRoot(tb testing.TB) {
+	tb.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		tb.Fatal("this test needs root (namespaces); CI runs as root")
+	}
+	tb.Skip("this test needs root (namespaces)")
+}
+
+func relSigName(s syscall.Signal) string {
+	switch s {
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGKILL:
+		return "SIGKILL"
+	}
+	return s.String()
+}
