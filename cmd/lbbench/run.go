@@ -283,7 +283,6 @@ func measureAll(ctx context.Context, o options, log io.Writer) (*report, error) 
 		}
 		rep.Configs = append(rep.Configs, res)
 	}
-	rep.LoadAfter = loadAvg()
 	return rep, nil
 }
 

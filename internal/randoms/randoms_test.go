@@ -371,3 +371,24 @@ func TestDefaultParallelismLeavesSpareP(t *testing.T) {
 		t.Errorf("with GOMAXPROCS 1: got %d, want 1", got)
 	}
 }
+
+// BenchmarkIncrementsOnly is the floor under fillWords: only the counter
+// increments, from indices drawn beforehand (no generator, no shifts). When
+// it costs about as much per number as BenchmarkFillWords, the kernel is
+// bound by its increments (about one per clock cycle), not by drawing.
+func BenchmarkIncrementsOnly(b *testing.B) {
+	idx := make([]uint16, 1<<16)
+	g := wyrand(1)
+	for i := range idx {
+		idx[i] = uint16(g.next() & chunkMask)
+	}
+	var tl tally
+	for b.Loop() {
+		for range benchTotal / len(idx) {
+			for _, i := range idx {
+				tl[i&chunkMask]++
+			}
+		}
+	}
+	reportPerNumber(b, benchTotal, 1)
+}
