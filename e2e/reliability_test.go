@@ -397,8 +397,8 @@ func TestReliabilitySignals(t *testing.T) {
 				t.Fatal("a second SIGTERM did not force the exit within 5s")
 			}
 			t.Logf("%s: forced exit %s after the second signal", mode, time.Since(start).Round(time.Millisecond))
-			if code := relExitCode(p); code == 0 {
-				t.Errorf("exit code after a forced stop = 0, want non-zero")
+			if code := relExitCode(p); code != 1 {
+				t.Errorf("exit code after a forced stop = %d, want 1 (README signal table)", code)
 			}
 			relAssertGone(t, base, pids)
 			<-a
