@@ -209,12 +209,23 @@ func TestInfoAnswersWhileHeavyRequestRuns(t *testing.T) {
 		wg.Go(func() { _, _ = Get(base + "/api/randoms?cant=1000000000") })
 	}
 	Eventually(t, 10*time.Second, "a heavy request computing", busy)
+	// Promptly: a heavy request takes seconds, so an /info that waited for
+	// one would take seconds too; 1s leaves room for a busy shared machine.
+	const prompt = time.Second
+	var slowest time.Duration
 	for range 5 {
+		start := time.Now()
 		r := MustGet(t, base+"/info")
+		took := time.Since(start)
+		slowest = max(slowest, took)
 		if r.Status != 200 || !strings.Contains(string(r.Body), `id="cpus"`) {
 			t.Fatalf("/info during a heavy request: got %d", r.Status)
 		}
+		if took > prompt {
+			t.Errorf("/info during a heavy request took %s, want under %s", took.Round(time.Millisecond), prompt)
+		}
 	}
+	t.Logf("slowest of 5 /info during heavy requests: %s", slowest.Round(time.Millisecond))
 	if !busy() {
 		t.Error("the heavy requests had finished before /info was checked, so this run proves nothing: make the heavy load longer")
 	}
