@@ -48,19 +48,6 @@ func relInNetns(t *testing.T) (outer bool) {
 	return true
 }
 
-// relNginxConf is deploy/nginx/<name>, or the minimal equivalent
-// e2e/testdata/nginx-<name> while that file is not in the tree.
-func relNginxConf(t *testing.T, name string) string {
-	t.Helper()
-	conf := filepath.Join(repoRoot(), "deploy", "nginx", name)
-	if _, err := os.Stat(conf); err == nil {
-		return conf
-	}
-	conf, _ = filepath.Abs(filepath.Join("testdata", "nginx-"+name))
-	t.Logf("deploy/nginx/%s not in the tree; using %s", name, conf)
-	return conf
-}
-
 // relStartNginx runs nginx in the foreground with conf and its own prefix,
 // and waits until url answers through it.
 func relStartNginx(t *testing.T, nginx, conf, url string) string {
@@ -113,7 +100,7 @@ func TestReliabilityNginxTopologyAReload(t *testing.T) {
 	if relInNetns(t) {
 		return
 	}
-	conf := relNginxConf(t, "topology-a.conf")
+	conf := ngxConf("topology-a.conf")
 	fork := StartLB(t, "--port", "8080", "--host", "127.0.0.1", "--mode", "FORK")
 	WaitHTTP(t, fork, "http://127.0.0.1:8080/healthz", 20*time.Second)
 	cluster := StartLB(t, "--port", "8081", "--host", "127.0.0.1", "--mode", "CLUSTER", "--workers", "2")
@@ -156,7 +143,7 @@ func TestReliabilityNginxTopologyBKill(t *testing.T) {
 	if relInNetns(t) {
 		return
 	}
-	conf := relNginxConf(t, "topology-b.conf")
+	conf := ngxConf("topology-b.conf")
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		t.Run(relSigName(sig), func(t *testing.T) { relNginxKill(t, nginx, conf, sig) })
 	}
