@@ -12,56 +12,11 @@ import (
 	"time"
 )
 
-// relNetnsEnv marks the run of a test inside its private network namespace.
-const relNetnsEnv = "LBSERVER_REL_NETNS"
-
-// relInNetns re-runs the calling test alone inside `unshare -n` (a private
-// network namespace with only loopback), where nginx's fixed ports (80,
-// 8080-8085) are free whatever runs on the machine. It reports true in the
-// outer run (the caller returns) and false inside (the caller goes on).
-func relInNetns(t *testing.T) (outer bool) {
-	t.Helper()
-	if os.Getenv(relNetnsEnv) != "" {
-		return false
-	}
-	relRequireRoot(t)
-	requireTool(t, "unshare")
-	requireTool(t, "ip")
-	cmd := exec.Command("unshare", "-n", "--", "sh", "-c", `ip link set lo up && exec "$0" "$@"`,
-		os.Args[0], "-test.run=^"+t.Name()+"$", "-test.v", "-test.count=1", "-test.timeout=5m")
-	cmd.Env = append(os.Environ(), relNetnsEnv+"=1", "LBSERVER_BIN="+binPath)
-	p := StartCmd(t, cmd)
-	if !p.Wait(5 * time.Minute) {
-		t.Fatal("the test in its network namespace did not finish in 5m")
-	}
-	out := p.Output.String()
-	if err := p.Err(); err != nil || !strings.Contains(out, "--- PASS: "+t.Name()) {
-		t.Fatalf("the test failed inside its network namespace: %v\n%s", err, out)
-	}
-	var report []string // the test's own lines, without the processes' logs
-	for line := range strings.Lines(out) {
-		if strings.Contains(line, "_test.go:") || strings.Contains(line, "--- ") {
-			report = append(report, strings.TrimRight(line, "\n"))
-		}
-	}
-	t.Logf("inside unshare -n:\n%s", strings.Join(report, "\n"))
-	return true
-}
-
 // relStartNginx runs nginx in the foreground with conf and its own prefix,
 // and waits until url answers through it.
 func relStartNginx(t *testing.T, nginx, conf, url string) string {
 	t.Helper()
-	prefix := t.TempDir()
-	// nginx's workers run as nobody: let them reach the prefix.
-	for _, d := range []string{filepath.Dir(prefix), prefix} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.MkdirAll(filepath.Join(prefix, "logs"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	prefix := ngxPrefix(t)
 	args := []string{"-p", prefix, "-c", conf}
 	if b, _ := os.ReadFile(conf); !strings.Contains(string(b), "\ndaemon ") {
 		args = append(args, "-g", "daemon off;")
@@ -97,7 +52,7 @@ func relStartNginx(t *testing.T, nginx, conf, url string) string {
 // an idle upstream connection the worker is closing.
 func TestReliabilityNginxTopologyAReload(t *testing.T) {
 	nginx := requireTool(t, "nginx")
-	if relInNetns(t) {
+	if !ngxInNamespace(t) {
 		return
 	}
 	conf := ngxConf("topology-a.conf")
@@ -140,7 +95,7 @@ func TestReliabilityNginxTopologyAReload(t *testing.T) {
 // to retry on), so it is not killed.
 func TestReliabilityNginxTopologyBKill(t *testing.T) {
 	nginx := requireTool(t, "nginx")
-	if relInNetns(t) {
+	if !ngxInNamespace(t) {
 		return
 	}
 	conf := ngxConf("topology-b.conf")
