@@ -39,16 +39,24 @@ func getInfo(tb testing.TB, base string) info {
 	return in
 }
 
-// startCluster starts a CLUSTER master with n workers and waits until all
-// n workers are running and the port answers.
+// startCluster starts a CLUSTER master with n workers on a free loopback
+// port and waits until all n workers are running and the port answers. It
+// returns the master and the base URL.
 func startCluster(tb testing.TB, n int, extra ...string) (*Proc, string) {
+	tb.Helper()
+	return startClusterBin(tb, binPath, n, extra...)
+}
+
+// startClusterBin is startCluster with another lbserver executable (a copy
+// that a test may replace on disk).
+func startClusterBin(tb testing.TB, bin string, n int, extra ...string) (*Proc, string) {
 	tb.Helper()
 	port := FreePort(tb)
 	args := append([]string{"--port", strconv.Itoa(port), "--host", "127.0.0.1", "--mode", "CLUSTER", "--workers", strconv.Itoa(n)}, extra...)
-	p := StartLB(tb, args...)
+	p := StartCmd(tb, exec.Command(bin, args...))
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	WaitHTTP(tb, p, base+"/healthz", 15*time.Second)
-	Eventually(tb, 10*time.Second, fmt.Sprintf("%d workers", n), func() bool { return len(ChildPids(p.Pid())) == n })
+	WaitHTTP(tb, p, base+"/healthz", 20*time.Second)
+	Eventually(tb, 20*time.Second, fmt.Sprintf("%d workers of master %d", n, p.Pid()), func() bool { return len(ChildPids(p.Pid())) == n })
 	return p, base
 }
 

@@ -38,7 +38,7 @@ const relReloads = 20
 // concurrent clients (16 keep-alive connections, 16 connection-per-request)
 // fail no request and refuse no connection.
 func TestReliabilityReloadSIGHUP(t *testing.T) {
-	p, base := relStartCluster(t, 2)
+	p, base := startCluster(t, 2)
 	first := relWaitWorkers(t, p, 2)
 	load := relStartLoad(t, relLoadOpts{URL: base + relLight, KeepAlive: 16, PerRequest: 16, MaxTime: 90 * time.Second})
 	start := time.Now()
@@ -109,7 +109,7 @@ func TestReliabilityReloadWatch(t *testing.T) {
 // queue survive the death of the slot's worker: the master keeps the socket,
 // and another worker (adopting the slot) or the replacement answers them.
 func TestReliabilityKillWorkerQueued(t *testing.T) {
-	p, base := relStartCluster(t, 2)
+	p, base := startCluster(t, 2)
 	pids := relWaitWorkers(t, p, 2)
 	victim := pids[0]
 	// Stopped, the worker accepts nothing: connections hashed to its slot
@@ -161,7 +161,7 @@ func TestReliabilityKillWorkerQueued(t *testing.T) {
 // refuses no connection and fails at most the requests that worker was
 // running (each client has one request in flight, so at most 32 per kill).
 func TestReliabilityKillWorkerUnderLoad(t *testing.T) {
-	p, base := relStartCluster(t, 2)
+	p, base := startCluster(t, 2)
 	load := relStartLoad(t, relLoadOpts{URL: base + relLight, KeepAlive: 16, PerRequest: 16, MaxTime: 60 * time.Second})
 	const kills = 5
 	for i := range kills {
@@ -194,7 +194,7 @@ func TestReliabilityCrashLoop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, base := relStartClusterBin(t, exe, 2)
+	p, base := startClusterBin(t, exe, 2)
 	pids := relWaitWorkers(t, p, 2)
 	load := relStartLoad(t, relLoadOpts{URL: base + relLight, KeepAlive: 4, PerRequest: 4, MaxTime: 60 * time.Second, Timeout: 20 * time.Second})
 
@@ -277,7 +277,7 @@ func relAssertKillOnly(tb testing.TB, res relResult, limit int64) {
 // orphan: its workers see EOF on the lifeline, finish the request they were
 // running, and exit.
 func TestReliabilityMasterSIGKILL(t *testing.T) {
-	p, base := relStartCluster(t, 2, "--drain-timeout", "30s", "--max-cant", relMaxCant)
+	p, base := startCluster(t, 2, "--drain-timeout", "30s", "--max-cant", relMaxCant)
 	pids := relWaitWorkers(t, p, 2)
 	heavy := relAsyncGet(base + relHeavy)
 	relWaitBusy(t, base, 1)
@@ -412,7 +412,7 @@ func TestReliabilitySignals(t *testing.T) {
 func relStartMode(tb testing.TB, mode string, extra ...string) (*Proc, string, []int) {
 	tb.Helper()
 	if mode == "CLUSTER" {
-		p, base := relStartCluster(tb, 2, extra...)
+		p, base := startCluster(tb, 2, extra...)
 		return p, base, append(relWaitWorkers(tb, p, 2), p.Pid())
 	}
 	port := FreePort(tb)
