@@ -6,6 +6,8 @@ package e2e
 
 import (
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -61,6 +63,17 @@ echo "jlist after pm2-down: $(tools/node_modules/.bin/pm2 jlist)"
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+	// pm2-down stopped every lbserver this PM2 started (they carry its
+	// PM2_HOME); only the daemon itself, a node process, may remain.
+	bin := filepath.Join(repoRoot(), "bin")
+	Eventually(t, 30*time.Second, "no lbserver of this PM2 left after make pm2-down", func() bool {
+		for _, pid := range pmEnvPids("PM2_HOME=" + p.home) {
+			if slices.Contains(pmExePids(bin), pid) {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // TestForeverMakeTargets: make forever-a, forever-status, forever-down, forever-b, forever-down.
