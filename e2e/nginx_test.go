@@ -47,12 +47,7 @@ func ngxInNamespace(t *testing.T) bool {
 	requireTool(t, "nginx")
 	requireTool(t, "unshare")
 	requireTool(t, "ip")
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("the nginx topology tests need root (unshare --net); CI runs as root")
-		}
-		t.Skip("the nginx topology tests need root for unshare --net (ports 80, 8080-8085)")
-	}
+	relRequireRoot(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

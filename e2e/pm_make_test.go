@@ -5,7 +5,6 @@ package e2e
 // only) so that they never collide with anything else on the machine.
 
 import (
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,12 +16,7 @@ import (
 // up, from the repository root, with env added; it returns the output.
 func pmNetnsScript(t *testing.T, env []string, script string) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("this test needs root for unshare -n (CI runs as root)")
-		}
-		t.Skip("needs root for unshare -n")
-	}
+	relRequireRoot(t)
 	requireTool(t, "unshare")
 	requireTool(t, "ip")
 	requireTool(t, "curl")

@@ -508,6 +508,9 @@ func relRestartDelays(tb testing.TB, log string, id int) []time.Duration {
 	return out
 }
 
+// relRequireRoot skips a test that needs root (namespaces: unshare -n for the
+// fixed ports, unshare -p for PID 1) when not root, and fails it under
+// CI=true, where the tests run as root.
 func relRequireRoot(tb testing.TB) {
 	tb.Helper()
 	if os.Geteuid() == 0 {
