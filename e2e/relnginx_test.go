@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -47,18 +49,53 @@ func relStartNginx(t *testing.T, nginx, conf, url string) string {
 
 // TestReliabilityNginxTopologyAReload: through nginx topology A (port 80,
 // /api/randoms to a CLUSTER on 8081 over upstream keep-alive connections),
-// 20 rolling reloads of the CLUSTER under 32 clients fail no request. This
-// is where the keep-alive race of a drain shows: nginx may send a request on
-// an idle upstream connection the worker is closing.
+// 20 rolling reloads of the CLUSTER by SIGHUP under 32 clients fail no
+// request. This is where the keep-alive race of a drain shows: nginx may
+// send a request on an idle upstream connection the worker is closing.
 func TestReliabilityNginxTopologyAReload(t *testing.T) {
 	nginx := requireTool(t, "nginx")
 	if !ngxInNamespace(t) {
 		return
 	}
+	cluster := StartLB(t, "--port", "8081", "--host", "127.0.0.1", "--mode", "CLUSTER", "--workers", "2")
+	relNginxReloads(t, nginx, cluster, "SIGHUP", func(int) {
+		if err := cluster.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestReliabilityNginxTopologyAReloadWatch: the same, with the reloads made
+// by --watch: the CLUSTER's executable is replaced on disk 20 times (as a
+// deploy or a rebuild does) under 32 clients through nginx, and no request
+// fails.
+func TestReliabilityNginxTopologyAReloadWatch(t *testing.T) {
+	nginx := requireTool(t, "nginx")
+	if !ngxInNamespace(t) {
+		return
+	}
+	exe := relCopyBin(t, t.TempDir())
+	orig, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster := StartCmd(t, exec.Command(exe, "--port", "8081", "--host", "127.0.0.1", "--mode", "CLUSTER", "--workers", "2", "--watch"))
+	relWaitLog(t, cluster, "watching", 1, 20*time.Second)
+	relNginxReloads(t, nginx, cluster, "--watch", func(i int) {
+		// A different file each time, so that its build id changes.
+		relReplaceFile(t, exe, append(slices.Clip(orig), []byte(fmt.Sprintf("\nrebuild %d\n", i))...))
+	})
+}
+
+// relNginxReloads starts the rest of topology A around cluster (FORK on
+// 8080, nginx on 80 with the shipped config), runs 32 clients through nginx
+// and calls reload relReloads times, waiting each time for the master's
+// "rolling reload finished"; no request may fail.
+func relNginxReloads(t *testing.T, nginx string, cluster *Proc, how string, reload func(i int)) {
+	t.Helper()
 	conf := ngxConf("topology-a.conf")
 	fork := StartLB(t, "--port", "8080", "--host", "127.0.0.1", "--mode", "FORK")
 	WaitHTTP(t, fork, "http://127.0.0.1:8080/healthz", 20*time.Second)
-	cluster := StartLB(t, "--port", "8081", "--host", "127.0.0.1", "--mode", "CLUSTER", "--workers", "2")
 	WaitHTTP(t, cluster, "http://127.0.0.1:8081/healthz", 20*time.Second)
 	relWaitWorkers(t, cluster, 2)
 	relStartNginx(t, nginx, conf, "http://127.0.0.1/api/randoms?cant=10")
@@ -67,14 +104,12 @@ func TestReliabilityNginxTopologyAReload(t *testing.T) {
 		MaxTime: 90 * time.Second, Timeout: 20 * time.Second})
 	start := time.Now()
 	for i := range relReloads {
-		if err := cluster.Signal(syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
+		reload(i)
 		relWaitLog(t, cluster, "rolling reload finished", i+1, 30*time.Second)
 	}
 	took := time.Since(start)
 	res := load.Stop()
-	t.Logf("nginx topology A (%s): %d SIGHUP reloads in %s under 32 clients: %s", filepath.Base(conf), relReloads, took.Round(time.Millisecond), res)
+	t.Logf("nginx topology A (%s): %d %s reloads in %s under 32 clients: %s", filepath.Base(conf), relReloads, how, took.Round(time.Millisecond), res)
 	relAssertNoLoss(t, res)
 }
 
