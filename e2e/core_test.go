@@ -62,7 +62,7 @@ func startClusterBin(tb testing.TB, bin string, n int, extra ...string) (*Proc, 
 
 func TestForkIsOneProcess(t *testing.T) {
 	port := FreePort(t)
-	p := StartLB(t, "--port", strconv.Itoa(port), "--mode", "fork")
+	p := StartLB(t, "--port", strconv.Itoa(port), "--host", "127.0.0.1", "--mode", "fork")
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	WaitHTTP(t, p, base+"/healthz", 10*time.Second)
 	in := getInfo(t, base)
@@ -135,7 +135,7 @@ func TestSIGTERMLeavesNoProcess(t *testing.T) {
 	for _, mode := range []string{"FORK", "CLUSTER"} {
 		t.Run(mode, func(t *testing.T) {
 			port := FreePort(t)
-			p := StartLB(t, "--port", strconv.Itoa(port), "--mode", mode, "--workers", "2")
+			p := StartLB(t, "--port", strconv.Itoa(port), "--host", "127.0.0.1", "--mode", mode, "--workers", "2")
 			WaitHTTP(t, p, fmt.Sprintf("http://127.0.0.1:%d/healthz", port), 15*time.Second)
 			want := 0
 			if mode == "CLUSTER" {
@@ -216,7 +216,7 @@ func TestSIGHUPReplacesEveryWorkerWithoutFailures(t *testing.T) {
 
 func TestInfoAnswersWhileHeavyRequestRuns(t *testing.T) {
 	port := FreePort(t)
-	p := StartLB(t, "--port", strconv.Itoa(port))
+	p := StartLB(t, "--port", strconv.Itoa(port), "--host", "127.0.0.1")
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	WaitHTTP(t, p, base+"/healthz", 10*time.Second)
 	busy := func() bool {
@@ -305,7 +305,7 @@ func TestPortInUse(t *testing.T) {
 func TestHeavyRequestStopsWhenClientLeaves(t *testing.T) {
 	port := FreePort(t)
 	// 10^12 numbers would take many minutes; only cancellation can end it soon.
-	p := StartLB(t, "--port", strconv.Itoa(port), "--max-cant", "1000000000000")
+	p := StartLB(t, "--port", strconv.Itoa(port), "--host", "127.0.0.1", "--max-cant", "1000000000000")
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	WaitHTTP(t, p, base+"/healthz", 10*time.Second)
 	busy := func() bool {
