@@ -407,6 +407,33 @@ func TestReliabilitySignals(t *testing.T) {
 	}
 }
 
+// TestReliabilityCtrlCToProcessGroup: a terminal's Ctrl-C sends SIGINT to
+// the whole foreground process group, master and workers at once. Workers
+// ignore SIGINT (README), so only the master acts: it stops its workers one
+// SIGTERM each, the request in flight is answered, and everything exits 0.
+// A worker that took the SIGINT itself would take the master's SIGTERM as a
+// second signal and cut the request.
+func TestReliabilityCtrlCToProcessGroup(t *testing.T) {
+	p, base, pids := relStartMode(t, "CLUSTER", "--drain-timeout", "30s", "--max-cant", relMaxCant)
+	heavy := relAsyncGet(base + relHeavy)
+	relWaitBusy(t, base, 1)
+	// StartCmd puts the master in a process group of its own, which its
+	// workers share: -pid is that group.
+	if err := syscall.Kill(-p.Pid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-heavy; r.err != nil || r.Status != http.StatusOK {
+		t.Errorf("request in flight at Ctrl-C: err=%v status=%d, want 200", r.err, r.Status)
+	}
+	if !p.Wait(40 * time.Second) {
+		t.Fatal("the master did not exit after SIGINT to its process group")
+	}
+	if code := relExitCode(p); code != 0 {
+		t.Errorf("exit code after Ctrl-C = %d, want 0", code)
+	}
+	relAssertGone(t, base, pids)
+}
+
 // relStartMode starts FORK or a 2-worker CLUSTER on a free port and returns
 // the process, its base URL and the pids that serve.
 func relStartMode(tb testing.TB, mode string, extra ...string) (*Proc, string, []int) {
