@@ -434,6 +434,30 @@ func TestReliabilityCtrlCToProcessGroup(t *testing.T) {
 	relAssertGone(t, base, pids)
 }
 
+// TestReliabilityForkIgnoresSIGHUP: SIGHUP to a plain FORK process (no
+// --watch) is ignored (README signal table): it goes on serving from the
+// same pid. Without the ignore, SIGHUP's default action would kill it, which
+// the kernel does on delivery, before the next request can be answered.
+func TestReliabilityForkIgnoresSIGHUP(t *testing.T) {
+	p, base, _ := relStartMode(t, "FORK")
+	for range 3 {
+		if err := p.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 20 {
+		r, err := Get(base + "/api/info")
+		if err != nil || r.Status != http.StatusOK || r.Header.Get("X-Server-Pid") != strconv.Itoa(p.Pid()) {
+			t.Fatalf("after SIGHUP: err=%v status=%d pid=%q, want 200 from pid %d", err, r.Status, r.Header.Get("X-Server-Pid"), p.Pid())
+		}
+	}
+	select {
+	case <-p.Done():
+		t.Fatalf("the FORK process exited after SIGHUP: %v", p.Err())
+	default:
+	}
+}
+
 // relStartMode starts FORK or a 2-worker CLUSTER on a free port and returns
 // the process, its base URL and the pids that serve.
 func relStartMode(tb testing.TB, mode string, extra ...string) (*Proc, string, []int) {
