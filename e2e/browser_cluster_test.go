@@ -175,6 +175,34 @@ func TestBrowserBalanceClusterMatchesServer(t *testing.T) {
 	browserDocImage(t, "balance", png)
 }
 
+// Straight against a plain FORK process (issue 7: "directly against FORK or
+// CLUSTER"): one bar, for the process itself, labelled worker 0, whose count
+// equals the process's own /metrics count.
+func TestBrowserBalanceForkMatchesServer(t *testing.T) {
+	port := FreePort(t)
+	p := StartLB(t, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--mode", "FORK")
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	WaitHTTP(t, p, base+"/healthz", 20*time.Second)
+	pid := strconv.Itoa(p.Pid())
+	before := balanceWorkerServed(t, base, []int{p.Pid()})
+	ctx := browserNew(t, 1100, 900)
+	browserOpen(t, ctx, base+"/balance", "#start")
+
+	const n = 200
+	s := balanceRun(t, ctx, "/api/randoms?cant=10000", 0, 4, n, 60*time.Second)
+	if s.Sent != n || s.Done != n || s.OK != n || s.HTTPErrors != 0 || s.NetErrors != 0 || s.Unattributed != 0 {
+		t.Fatalf("got %v, want %d requests, all answered 200 with X-Server-Pid", s, n)
+	}
+	if len(s.Pids) != 1 || s.Pids[0].Pid != pid || s.Pids[0].Worker != "0" || s.Pids[0].Port != strconv.Itoa(port) || s.Pids[0].Count != n {
+		t.Errorf("pids on the page: %+v, want one: pid %s, worker 0, port %d, count %d", s.Pids, pid, port, n)
+	}
+	after := balanceWorkerServed(t, base, []int{p.Pid()})
+	balanceSameCounts(t, s.pidCounts(), map[string]int{pid: after[pid] - before[pid]})
+	balanceCheckBarsMatchSnapshot(t, ctx, s)
+	browserNoErrors(t, ctx)
+	browserScreenshot(t, ctx, "balance-fork")
+}
+
 // A worker killed and the master reloaded during a run: the page keeps
 // running, the dead worker's bar stops growing, its replacement and the
 // reloaded workers appear as new pids, and every pid is one the master

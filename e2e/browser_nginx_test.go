@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -78,4 +79,63 @@ func TestBrowserBalanceNginxTopologyB(t *testing.T) {
 	balanceCheckBarsMatchSnapshot(t, ctx, s)
 	browserNoErrors(t, ctx)
 	browserScreenshot(t, ctx, "balance-nginx-topology-b")
+}
+
+// The live page behind nginx topology A (deploy/nginx/topology-a.conf, as
+// shipped, in a private network namespace): the page comes from the FORK
+// instance on 8080 through nginx, its /api/randoms requests all go to the
+// CLUSTER on 8081, and the bars show that CLUSTER's workers with the counts
+// each worker reports itself (its own /metrics).
+func TestBrowserBalanceNginxTopologyA(t *testing.T) {
+	if !ngxInNamespace(t) {
+		return
+	}
+	ngxStartLB(t, "127.0.0.1", 8080, "--mode", "FORK")
+	cluster := ngxStartLB(t, "127.0.0.1", 8081, "--mode", "CLUSTER", "--workers", "2")
+	var workers []int
+	Eventually(t, 20*time.Second, "2 workers on 8081", func() bool {
+		workers = ChildPids(cluster.Pid())
+		return len(workers) == 2
+	})
+	ngxStart(t, ngxConf("topology-a.conf"))
+	const clusterBase = "http://127.0.0.1:8081"
+	before := balanceWorkerServed(t, clusterBase, workers)
+
+	ctx := browserNew(t, 1100, 900)
+	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse("http://127.0.0.1/balance"))
+	if err != nil {
+		t.Fatalf("open /balance through nginx: %v", err)
+	}
+	if resp.Status != http.StatusOK || fmt.Sprint(resp.Headers["X-Server-Port"]) != "8080" {
+		t.Fatalf("/balance through nginx: status %d, X-Server-Port %v; want 200 from the instance on 8080", resp.Status, resp.Headers["X-Server-Port"])
+	}
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("start"))); err != nil {
+		t.Fatal(err)
+	}
+
+	const n = 400
+	s := balanceRun(t, ctx, "/api/randoms?cant=1000", 0, 8, n, 90*time.Second)
+	if s.Done != n || s.OK != n || s.HTTPErrors != 0 || s.NetErrors != 0 || s.Unattributed != 0 {
+		t.Fatalf("got %v, want %d requests, all answered 200 with X-Server-Pid", s, n)
+	}
+	if len(s.Ports) != 1 || s.Ports[0].Port != "8081" || s.Ports[0].Count != n {
+		t.Errorf("ports on the page: %v, want only 8081 with %d", s.Ports, n)
+	}
+	for _, w := range s.Pids {
+		if pid, _ := strconv.Atoi(w.Pid); !slices.Contains(workers, pid) {
+			t.Errorf("pid %s on the page is not a worker of the CLUSTER on 8081 (workers %v)", w.Pid, workers)
+		}
+	}
+	after := balanceWorkerServed(t, clusterBase, workers)
+	server := map[string]int{}
+	for pid, v := range after {
+		if d := v - before[pid]; d != 0 {
+			server[pid] = d
+		}
+	}
+	balanceSameCounts(t, s.pidCounts(), server)
+	t.Logf("answers per worker pid through nginx topology A: %v", s.pidCounts())
+	balanceCheckBarsMatchSnapshot(t, ctx, s)
+	browserNoErrors(t, ctx)
+	browserScreenshot(t, ctx, "balance-nginx-topology-a")
 }

@@ -34,9 +34,11 @@ const ngxEnvInside = "LBSERVER_E2E_NETNS"
 
 // ngxInNamespace makes the calling test run inside a private network and pid
 // namespace. In the outer process it runs the test binary again, with only
-// this test selected, under unshare; reports the inner run's output and
-// result; and returns false: the caller must return. In the inner process it
-// returns true and the caller does the work.
+// this test selected, under unshare; reports the inner run's result (the
+// test's own log lines when it passed, the whole output when it failed); and
+// returns false: the caller must return. In the inner process it returns
+// true and the caller does the work. The nginx topology tests and the
+// reliability tests through nginx both use it.
 func ngxInNamespace(t *testing.T) bool {
 	t.Helper()
 	if os.Getenv(ngxEnvInside) == "1" {
@@ -45,17 +47,12 @@ func ngxInNamespace(t *testing.T) bool {
 	requireTool(t, "nginx")
 	requireTool(t, "unshare")
 	requireTool(t, "ip")
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("the nginx topology tests need root (unshare --net); CI runs as root")
-		}
-		t.Skip("the nginx topology tests need root for unshare --net (ports 80, 8080-8085)")
-	}
+	relRequireRoot(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	const limit = 4 * time.Minute
+	const limit = 5 * time.Minute
 	cmd := exec.Command("unshare", "--net", "--pid", "--fork", "--kill-child", "--mount-proc", "--",
 		// sh stays PID 1 (no exec): it reaps the orphans that the stack
 		// script leaves to init, as init does on a real machine.
@@ -69,13 +66,19 @@ func ngxInNamespace(t *testing.T) bool {
 		t.Fatalf("the namespaced run did not end within %s:\n%s", limit, p.Output.String())
 	}
 	out := p.Output.String()
-	t.Logf("inside the namespace:\n%s", out)
 	if err := p.Err(); err != nil {
-		t.Fatalf("the namespaced run failed: %v", err)
+		t.Fatalf("the namespaced run failed: %v\n%s", err, out)
 	}
 	if !strings.Contains(out, "--- PASS: "+t.Name()+" ") {
-		t.Fatalf("the namespaced run did not report --- PASS: %s", t.Name())
+		t.Fatalf("the namespaced run did not report --- PASS: %s\n%s", t.Name(), out)
 	}
+	var report []string // the test's own lines, without the processes' logs
+	for line := range strings.Lines(out) {
+		if strings.Contains(line, "_test.go:") || strings.Contains(line, "--- ") {
+			report = append(report, strings.TrimRight(line, "\n"))
+		}
+	}
+	t.Logf("inside the namespace:\n%s", strings.Join(report, "\n"))
 	return false
 }
 

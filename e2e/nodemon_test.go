@@ -113,7 +113,7 @@ func pmDrained(output string, role string, pid int) bool {
 func TestNodemonForkRebuildsOnTemplateEdit(t *testing.T) {
 	dir := pmCopyRepo(t)
 	port := FreePort(t)
-	nm := nodemonStart(t, dir, port, "--port", strconv.Itoa(port), "--mode", "FORK")
+	nm := nodemonStart(t, dir, port, "--port", strconv.Itoa(port), "--host", "127.0.0.1", "--mode", "FORK")
 	in1, err := pmGetInfo(port)
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +189,7 @@ func TestNodemonForkRebuildsOnTemplateEdit(t *testing.T) {
 func TestNodemonClusterRebuildsOnGoEdit(t *testing.T) {
 	dir := pmCopyRepo(t)
 	port := FreePort(t)
-	nm := nodemonStart(t, dir, port, "--port", strconv.Itoa(port), "--mode", "CLUSTER", "--workers", "2")
+	nm := nodemonStart(t, dir, port, "--port", strconv.Itoa(port), "--host", "127.0.0.1", "--mode", "CLUSTER", "--workers", "2")
 	in1, err := pmGetInfo(port)
 	if err != nil {
 		t.Fatal(err)

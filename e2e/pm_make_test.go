@@ -5,7 +5,8 @@ package e2e
 // only) so that they never collide with anything else on the machine.
 
 import (
-	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,12 +16,7 @@ import (
 // up, from the repository root, with env added; it returns the output.
 func pmNetnsScript(t *testing.T, env []string, script string) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("this test needs root for unshare -n (CI runs as root)")
-		}
-		t.Skip("needs root for unshare -n")
-	}
+	relRequireRoot(t)
 	requireTool(t, "unshare")
 	requireTool(t, "ip")
 	requireTool(t, "curl")
@@ -61,6 +57,17 @@ echo "jlist after pm2-down: $(tools/node_modules/.bin/pm2 jlist)"
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+	// pm2-down stopped every lbserver this PM2 started (they carry its
+	// PM2_HOME); only the daemon itself, a node process, may remain.
+	bin := filepath.Join(repoRoot(), "bin")
+	Eventually(t, 30*time.Second, "no lbserver of this PM2 left after make pm2-down", func() bool {
+		for _, pid := range pmEnvPids("PM2_HOME=" + p.home) {
+			if slices.Contains(pmExePids(bin), pid) {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // TestForeverMakeTargets: make forever-a, forever-status, forever-down, forever-b, forever-down.

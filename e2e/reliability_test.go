@@ -38,7 +38,7 @@ const relReloads = 20
 // concurrent clients (16 keep-alive connections, 16 connection-per-request)
 // fail no request and refuse no connection.
 func TestReliabilityReloadSIGHUP(t *testing.T) {
-	p, base := relStartCluster(t, 2)
+	p, base := startCluster(t, 2)
 	first := relWaitWorkers(t, p, 2)
 	load := relStartLoad(t, relLoadOpts{URL: base + relLight, KeepAlive: 16, PerRequest: 16, MaxTime: 90 * time.Second})
 	start := time.Now()
@@ -109,7 +109,7 @@ func TestReliabilityReloadWatch(t *testing.T) {
 // queue survive the death of the slot's worker: the master keeps the socket,
 // and another worker (adopting the slot) or the replacement answers them.
 func TestReliabilityKillWorkerQueued(t *testing.T) {
-	p, base := relStartCluster(t, 2)
+	p, base := startCluster(t, 2)
 	pids := relWaitWorkers(t, p, 2)
 	victim := pids[0]
 	// Stopped, the worker accepts nothing: connections hashed to its slot
@@ -161,7 +161,7 @@ func TestReliabilityKillWorkerQueued(t *testing.T) {
 // refuses no connection and fails at most the requests that worker was
 // running (each client has one request in flight, so at most 32 per kill).
 func TestReliabilityKillWorkerUnderLoad(t *testing.T) {
-	p, base := relStartCluster(t, 2)
+	p, base := startCluster(t, 2)
 	load := relStartLoad(t, relLoadOpts{URL: base + relLight, KeepAlive: 16, PerRequest: 16, MaxTime: 60 * time.Second})
 	const kills = 5
 	for i := range kills {
@@ -194,7 +194,7 @@ func TestReliabilityCrashLoop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, base := relStartClusterBin(t, exe, 2)
+	p, base := startClusterBin(t, exe, 2)
 	pids := relWaitWorkers(t, p, 2)
 	load := relStartLoad(t, relLoadOpts{URL: base + relLight, KeepAlive: 4, PerRequest: 4, MaxTime: 60 * time.Second, Timeout: 20 * time.Second})
 
@@ -277,7 +277,7 @@ func relAssertKillOnly(tb testing.TB, res relResult, limit int64) {
 // orphan: its workers see EOF on the lifeline, finish the request they were
 // running, and exit.
 func TestReliabilityMasterSIGKILL(t *testing.T) {
-	p, base := relStartCluster(t, 2, "--drain-timeout", "30s", "--max-cant", relMaxCant)
+	p, base := startCluster(t, 2, "--drain-timeout", "30s", "--max-cant", relMaxCant)
 	pids := relWaitWorkers(t, p, 2)
 	heavy := relAsyncGet(base + relHeavy)
 	relWaitBusy(t, base, 1)
@@ -397,8 +397,8 @@ func TestReliabilitySignals(t *testing.T) {
 				t.Fatal("a second SIGTERM did not force the exit within 5s")
 			}
 			t.Logf("%s: forced exit %s after the second signal", mode, time.Since(start).Round(time.Millisecond))
-			if code := relExitCode(p); code == 0 {
-				t.Errorf("exit code after a forced stop = 0, want non-zero")
+			if code := relExitCode(p); code != 1 {
+				t.Errorf("exit code after a forced stop = %d, want 1 (README signal table)", code)
 			}
 			relAssertGone(t, base, pids)
 			<-a
@@ -407,12 +407,63 @@ func TestReliabilitySignals(t *testing.T) {
 	}
 }
 
+// TestReliabilityCtrlCToProcessGroup: a terminal's Ctrl-C sends SIGINT to
+// the whole foreground process group, master and workers at once. Workers
+// ignore SIGINT (README), so only the master acts: it stops its workers one
+// SIGTERM each, the request in flight is answered, and everything exits 0.
+// A worker that took the SIGINT itself would take the master's SIGTERM as a
+// second signal and cut the request.
+func TestReliabilityCtrlCToProcessGroup(t *testing.T) {
+	p, base, pids := relStartMode(t, "CLUSTER", "--drain-timeout", "30s", "--max-cant", relMaxCant)
+	heavy := relAsyncGet(base + relHeavy)
+	relWaitBusy(t, base, 1)
+	// StartCmd puts the master in a process group of its own, which its
+	// workers share: -pid is that group.
+	if err := syscall.Kill(-p.Pid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-heavy; r.err != nil || r.Status != http.StatusOK {
+		t.Errorf("request in flight at Ctrl-C: err=%v status=%d, want 200", r.err, r.Status)
+	}
+	if !p.Wait(40 * time.Second) {
+		t.Fatal("the master did not exit after SIGINT to its process group")
+	}
+	if code := relExitCode(p); code != 0 {
+		t.Errorf("exit code after Ctrl-C = %d, want 0", code)
+	}
+	relAssertGone(t, base, pids)
+}
+
+// TestReliabilityForkIgnoresSIGHUP: SIGHUP to a plain FORK process (no
+// --watch) is ignored (README signal table): it goes on serving from the
+// same pid. Without the ignore, SIGHUP's default action would kill it, which
+// the kernel does on delivery, before the next request can be answered.
+func TestReliabilityForkIgnoresSIGHUP(t *testing.T) {
+	p, base, _ := relStartMode(t, "FORK")
+	for range 3 {
+		if err := p.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 20 {
+		r, err := Get(base + "/api/info")
+		if err != nil || r.Status != http.StatusOK || r.Header.Get("X-Server-Pid") != strconv.Itoa(p.Pid()) {
+			t.Fatalf("after SIGHUP: err=%v status=%d pid=%q, want 200 from pid %d", err, r.Status, r.Header.Get("X-Server-Pid"), p.Pid())
+		}
+	}
+	select {
+	case <-p.Done():
+		t.Fatalf("the FORK process exited after SIGHUP: %v", p.Err())
+	default:
+	}
+}
+
 // relStartMode starts FORK or a 2-worker CLUSTER on a free port and returns
 // the process, its base URL and the pids that serve.
 func relStartMode(tb testing.TB, mode string, extra ...string) (*Proc, string, []int) {
 	tb.Helper()
 	if mode == "CLUSTER" {
-		p, base := relStartCluster(tb, 2, extra...)
+		p, base := startCluster(tb, 2, extra...)
 		return p, base, append(relWaitWorkers(tb, p, 2), p.Pid())
 	}
 	port := FreePort(tb)
@@ -508,6 +559,9 @@ func relRestartDelays(tb testing.TB, log string, id int) []time.Duration {
 	return out
 }
 
+// relRequireRoot skips a test that needs root (namespaces: unshare -n for the
+// fixed ports, unshare -p for PID 1) when not root, and fails it under
+// CI=true, where the tests run as root.
 func relRequireRoot(tb testing.TB) {
 	tb.Helper()
 	if os.Geteuid() == 0 {

@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -179,25 +178,6 @@ func relSpread(by map[string]int64, n int) (ratio float64, counts []int64) {
 
 // relBase is the loopback URL of port.
 func relBase(port int) string { return "http://127.0.0.1:" + strconv.Itoa(port) }
-
-// relStartCluster starts a CLUSTER master on a free loopback port and waits
-// until every worker is up. It returns the master and the base URL.
-func relStartCluster(tb testing.TB, workers int, extra ...string) (*Proc, string) {
-	tb.Helper()
-	return relStartClusterBin(tb, binPath, workers, extra...)
-}
-
-func relStartClusterBin(tb testing.TB, bin string, workers int, extra ...string) (*Proc, string) {
-	tb.Helper()
-	port := FreePort(tb)
-	args := append([]string{"--port", strconv.Itoa(port), "--host", "127.0.0.1", "--mode", "CLUSTER",
-		"--workers", strconv.Itoa(workers)}, extra...)
-	p := StartCmd(tb, exec.Command(bin, args...))
-	base := relBase(port)
-	WaitHTTP(tb, p, base+"/healthz", 20*time.Second)
-	relWaitWorkers(tb, p, workers)
-	return p, base
-}
 
 // relWaitWorkers waits until the master has n live children that have
 // each logged that they serve (ready).

@@ -42,7 +42,7 @@ func relSeries(body, prefix string) float64 {
 func TestReliabilityMetrics(t *testing.T) {
 	mport := FreePort(t)
 	maddr := "http://127.0.0.1:" + strconv.Itoa(mport) + "/metrics"
-	p, base := relStartCluster(t, 2, "--master-metrics", "127.0.0.1:"+strconv.Itoa(mport))
+	p, base := startCluster(t, 2, "--master-metrics", "127.0.0.1:"+strconv.Itoa(mport))
 	const n = 20
 	for range n {
 		if r := MustGet(t, base+"/api/randoms?cant=1000"); r.Status != 200 {

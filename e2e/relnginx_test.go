@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -12,69 +14,11 @@ import (
 	"time"
 )
 
-// relNetnsEnv marks the run of a test inside its private network namespace.
-const relNetnsEnv = "LBSERVER_REL_NETNS"
-
-// relInNetns re-runs the calling test alone inside `unshare -n` (a private
-// network namespace with only loopback), where nginx's fixed ports (80,
-// 8080-8085) are free whatever runs on the machine. It reports true in the
-// outer run (the caller returns) and false inside (the caller goes on).
-func relInNetns(t *testing.T) (outer bool) {
-	t.Helper()
-	if os.Getenv(relNetnsEnv) != "" {
-		return false
-	}
-	relRequireRoot(t)
-	requireTool(t, "unshare")
-	requireTool(t, "ip")
-	cmd := exec.Command("unshare", "-n", "--", "sh", "-c", `ip link set lo up && exec "$0" "$@"`,
-		os.Args[0], "-test.run=^"+t.Name()+"$", "-test.v", "-test.count=1", "-test.timeout=5m")
-	cmd.Env = append(os.Environ(), relNetnsEnv+"=1", "LBSERVER_BIN="+binPath)
-	p := StartCmd(t, cmd)
-	if !p.Wait(5 * time.Minute) {
-		t.Fatal("the test in its network namespace did not finish in 5m")
-	}
-	out := p.Output.String()
-	if err := p.Err(); err != nil || !strings.Contains(out, "--- PASS: "+t.Name()) {
-		t.Fatalf("the test failed inside its network namespace: %v\n%s", err, out)
-	}
-	var report []string // the test's own lines, without the processes' logs
-	for line := range strings.Lines(out) {
-		if strings.Contains(line, "_test.go:") || strings.Contains(line, "--- ") {
-			report = append(report, strings.TrimRight(line, "\n"))
-		}
-	}
-	t.Logf("inside unshare -n:\n%s", strings.Join(report, "\n"))
-	return true
-}
-
-// relNginxConf is deploy/nginx/<name>, or the minimal equivalent
-// e2e/testdata/nginx-<name> while that file is not in the tree.
-func relNginxConf(t *testing.T, name string) string {
-	t.Helper()
-	conf := filepath.Join(repoRoot(), "deploy", "nginx", name)
-	if _, err := os.Stat(conf); err == nil {
-		return conf
-	}
-	conf, _ = filepath.Abs(filepath.Join("testdata", "nginx-"+name))
-	t.Logf("deploy/nginx/%s not in the tree; using %s", name, conf)
-	return conf
-}
-
 // relStartNginx runs nginx in the foreground with conf and its own prefix,
 // and waits until url answers through it.
 func relStartNginx(t *testing.T, nginx, conf, url string) string {
 	t.Helper()
-	prefix := t.TempDir()
-	// nginx's workers run as nobody: let them reach the prefix.
-	for _, d := range []string{filepath.Dir(prefix), prefix} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.MkdirAll(filepath.Join(prefix, "logs"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	prefix := ngxPrefix(t)
 	args := []string{"-p", prefix, "-c", conf}
 	if b, _ := os.ReadFile(conf); !strings.Contains(string(b), "\ndaemon ") {
 		args = append(args, "-g", "daemon off;")
@@ -105,18 +49,53 @@ func relStartNginx(t *testing.T, nginx, conf, url string) string {
 
 // TestReliabilityNginxTopologyAReload: through nginx topology A (port 80,
 // /api/randoms to a CLUSTER on 8081 over upstream keep-alive connections),
-// 20 rolling reloads of the CLUSTER under 32 clients fail no request. This
-// is where the keep-alive race of a drain shows: nginx may send a request on
-// an idle upstream connection the worker is closing.
+// 20 rolling reloads of the CLUSTER by SIGHUP under 32 clients fail no
+// request. This is where the keep-alive race of a drain shows: nginx may
+// send a request on an idle upstream connection the worker is closing.
 func TestReliabilityNginxTopologyAReload(t *testing.T) {
 	nginx := requireTool(t, "nginx")
-	if relInNetns(t) {
+	if !ngxInNamespace(t) {
 		return
 	}
-	conf := relNginxConf(t, "topology-a.conf")
+	cluster := StartLB(t, "--port", "8081", "--host", "127.0.0.1", "--mode", "CLUSTER", "--workers", "2")
+	relNginxReloads(t, nginx, cluster, "SIGHUP", func(int) {
+		if err := cluster.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestReliabilityNginxTopologyAReloadWatch: the same, with the reloads made
+// by --watch: the CLUSTER's executable is replaced on disk 20 times (as a
+// deploy or a rebuild does) under 32 clients through nginx, and no request
+// fails.
+func TestReliabilityNginxTopologyAReloadWatch(t *testing.T) {
+	nginx := requireTool(t, "nginx")
+	if !ngxInNamespace(t) {
+		return
+	}
+	exe := relCopyBin(t, t.TempDir())
+	orig, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster := StartCmd(t, exec.Command(exe, "--port", "8081", "--host", "127.0.0.1", "--mode", "CLUSTER", "--workers", "2", "--watch"))
+	relWaitLog(t, cluster, "watching", 1, 20*time.Second)
+	relNginxReloads(t, nginx, cluster, "--watch", func(i int) {
+		// A different file each time, so that its build id changes.
+		relReplaceFile(t, exe, append(slices.Clip(orig), []byte(fmt.Sprintf("\nrebuild %d\n", i))...))
+	})
+}
+
+// relNginxReloads starts the rest of topology A around cluster (FORK on
+// 8080, nginx on 80 with the shipped config), runs 32 clients through nginx
+// and calls reload relReloads times, waiting each time for the master's
+// "rolling reload finished"; no request may fail.
+func relNginxReloads(t *testing.T, nginx string, cluster *Proc, how string, reload func(i int)) {
+	t.Helper()
+	conf := ngxConf("topology-a.conf")
 	fork := StartLB(t, "--port", "8080", "--host", "127.0.0.1", "--mode", "FORK")
 	WaitHTTP(t, fork, "http://127.0.0.1:8080/healthz", 20*time.Second)
-	cluster := StartLB(t, "--port", "8081", "--host", "127.0.0.1", "--mode", "CLUSTER", "--workers", "2")
 	WaitHTTP(t, cluster, "http://127.0.0.1:8081/healthz", 20*time.Second)
 	relWaitWorkers(t, cluster, 2)
 	relStartNginx(t, nginx, conf, "http://127.0.0.1/api/randoms?cant=10")
@@ -125,14 +104,12 @@ func TestReliabilityNginxTopologyAReload(t *testing.T) {
 		MaxTime: 90 * time.Second, Timeout: 20 * time.Second})
 	start := time.Now()
 	for i := range relReloads {
-		if err := cluster.Signal(syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
+		reload(i)
 		relWaitLog(t, cluster, "rolling reload finished", i+1, 30*time.Second)
 	}
 	took := time.Since(start)
 	res := load.Stop()
-	t.Logf("nginx topology A (%s): %d SIGHUP reloads in %s under 32 clients: %s", filepath.Base(conf), relReloads, took.Round(time.Millisecond), res)
+	t.Logf("nginx topology A (%s): %d %s reloads in %s under 32 clients: %s", filepath.Base(conf), relReloads, how, took.Round(time.Millisecond), res)
 	relAssertNoLoss(t, res)
 }
 
@@ -153,10 +130,10 @@ func TestReliabilityNginxTopologyAReload(t *testing.T) {
 // to retry on), so it is not killed.
 func TestReliabilityNginxTopologyBKill(t *testing.T) {
 	nginx := requireTool(t, "nginx")
-	if relInNetns(t) {
+	if !ngxInNamespace(t) {
 		return
 	}
-	conf := relNginxConf(t, "topology-b.conf")
+	conf := ngxConf("topology-b.conf")
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		t.Run(relSigName(sig), func(t *testing.T) { relNginxKill(t, nginx, conf, sig) })
 	}

@@ -46,7 +46,7 @@ func TestReliabilitySpread(t *testing.T) {
 			if r.shared {
 				extra = append(extra, "--shared-socket")
 			}
-			_, base := relStartCluster(t, r.workers, extra...)
+			_, base := startCluster(t, r.workers, extra...)
 			o := relLoadOpts{URL: base + "/api/info", MaxTime: 20 * time.Second}
 			if r.keep {
 				o.KeepAlive, o.MaxReqs = 64, 32000

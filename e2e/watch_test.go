@@ -83,7 +83,7 @@ func pmDisjoint(a, b []int) bool {
 func TestWatchForkReplacesWorkerWhenBinaryChanges(t *testing.T) {
 	_, bin := pmStage(t)
 	port := FreePort(t)
-	p := StartCmd(t, exec.Command(bin, "--port", strconv.Itoa(port), "--mode", "FORK", "--watch"))
+	p := StartCmd(t, exec.Command(bin, "--port", strconv.Itoa(port), "--host", "127.0.0.1", "--mode", "FORK", "--watch"))
 	WaitHTTP(t, p, fmt.Sprintf("http://127.0.0.1:%d/healthz", port), 20*time.Second)
 	var workers []int
 	Eventually(t, 10*time.Second, "one worker under the master", func() bool {
@@ -142,7 +142,7 @@ func TestWatchDirBuildReloadsFromSources(t *testing.T) {
 		t.Fatalf("go build in the copy: %v\n%s", err, out)
 	}
 	port := FreePort(t)
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--mode", "CLUSTER", "--workers", "2",
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--host", "127.0.0.1", "--mode", "CLUSTER", "--workers", "2",
 		"--watch", "--watch-dir", "internal", "--watch-dir", "cmd", "--build", "go build -o bin/lbserver ./cmd/lbserver")
 	cmd.Dir = dir
 	p := StartCmd(t, cmd)

@@ -35,6 +35,7 @@ forever-a: build pm-tools
 forever-b: build pm-tools
 	$(FOREVER) start deploy/forever/topology-b.json
 
+## forever-status: forever list and the process tree under the forever monitors
 forever-status: pm-tools
 	$(FOREVER) list
 	@ps -ef --forest | grep -E '[f]orever/bin/monitor|[b]in/lbserver' || true

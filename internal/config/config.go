@@ -272,7 +272,7 @@ Flags (-flag and --flag are the same; -p = --port, -m = --mode = --modo):
 		fmt.Fprintf(out, "  --%-16s %s%s\n", f.Name, f.Usage, def)
 	})
 	fmt.Fprint(out, `
-Signals: SIGINT/SIGTERM drain and exit 0 (a second one forces exit);
+Signals: SIGINT/SIGTERM drain and exit 0 (a second one forces exit, status 1);
 SIGHUP to a CLUSTER or --watch master replaces the workers one by one.
 Routes: / /info /api/info /api/randoms?cant=N /healthz /metrics /balance
 `)

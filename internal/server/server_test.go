@@ -201,3 +201,34 @@ func TestMetricsCountRequests(t *testing.T) {
 		}
 	}
 }
+
+// TestRandomsUniform checks that for a large N every number 1..1000 is
+// drawn, each close to N/1000 (issue 2). With N = 2,000,000 each count is
+// binomial with mean 2000 and sd about 45; +-15% (300) is more than 6 sd, so
+// a fair generator fails this about once in 10^8 runs, while a skewed or
+// truncated range (a key missing, a number never drawn) fails it always.
+func TestRandomsUniform(t *testing.T) {
+	const n, keys = 2_000_000, 1000
+	s := newTestServer(t)
+	w := do(t, s, "GET", "/api/randoms?cant="+strconv.Itoa(n))
+	if w.Code != 200 {
+		t.Fatalf("got %d, want 200: %s", w.Code, w.Body.String())
+	}
+	var m map[string]uint64
+	if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil {
+		t.Fatalf("invalid JSON: %v", err)
+	}
+	if len(m) != keys {
+		t.Errorf("got %d distinct numbers, want %d", len(m), keys)
+	}
+	const want, tol = n / keys, n / keys * 15 / 100
+	lo, hi := uint64(n), uint64(0)
+	for k := 1; k <= keys; k++ {
+		v := m[strconv.Itoa(k)]
+		lo, hi = min(lo, v), max(hi, v)
+		if v < want-tol || v > want+tol {
+			t.Errorf("number %d drawn %d times, want %d +- %d", k, v, want, tol)
+		}
+	}
+	t.Logf("N=%d: counts from %d to %d (expected %d each)", n, lo, hi, want)
+}

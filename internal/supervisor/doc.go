@@ -40,7 +40,8 @@
 // # Signals
 //
 //	master SIGINT, SIGTERM  stop: SIGTERM every worker, wait for them (drain
-//	                        timeout + 5s, then SIGKILL), close sockets, exit 0
+//	                        timeout + 5s, then SIGKILL and exit 1), close
+//	                        sockets, exit 0
 //	master second signal    SIGKILL every worker, exit 1
 //	master SIGHUP           rolling reload: slot by slot, start the new worker,
 //	                        wait until it is ready, then SIGTERM the old one
