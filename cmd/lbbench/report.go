@@ -161,7 +161,7 @@ func (r *report) markdown() string {
 	if r.Namespaced {
 		p(" The run used private network and pid namespaces, so the topologies used their shipped ports (80, 8080-8085).")
 	}
-	p("\n\n![requests per second by configuration and route](benchmarks.svg)\n\n")
+	p("\n\n![requests per second by configuration and route, and /api/info p99 under saturation](benchmarks.svg)\n\n")
 
 	k := r.Kernel
 	if k.SingleNs > 0 {
@@ -275,7 +275,16 @@ func (r *report) kernelSection(b *strings.Builder) {
 	p("| kernel vs naive, one core | **%.0fx** faster | at least 30x | %s |\n\n", k.NaiveNs/k.SingleNs, check(k.NaiveNs/k.SingleNs >= 30))
 }
 
-// svg draws one panel per route: a bar of requests/s per configuration.
+// panel is one bar group of the chart: a figure per configuration.
+type panel struct {
+	title  string
+	value  func(configResult) float64
+	label  func(float64) string
+	target float64 // drawn as a dashed line when > 0
+}
+
+// svg draws one panel per route (requests/s) and one for /api/info's p99
+// under saturation, a bar per configuration in each.
 func (r *report) svg() string {
 	const (
 		panelW, panelH = 300, 260
@@ -289,36 +298,53 @@ func (r *report) svg() string {
 			ok = append(ok, c)
 		}
 	}
-	rts := routes(r.Plan)
-	w := panelW*len(rts) + left
+	var panels []panel
+	for _, rt := range routes(r.Plan) {
+		panels = append(panels, panel{
+			title: rt.Name + ", req/s",
+			value: func(c configResult) float64 { v, _ := c.route(rt.Path); return v.RPS },
+			label: rps,
+		})
+	}
+	panels = append(panels, panel{
+		title:  "/api/info p99 under saturation, ms",
+		value:  func(c configResult) float64 { return float64(c.Sat.P99) / float64(time.Millisecond) },
+		label:  func(v float64) string { return fmt.Sprintf("%.1f", v) },
+		target: 10,
+	})
+	w := panelW*len(panels) + left
 	h := panelH + top + bottom
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", w, h, w, h)
-	fmt.Fprintf(&b, `<title>lbserver requests per second by configuration and route (%s, %s)</title>`+"\n", html.EscapeString(r.CPU), r.Date)
+	fmt.Fprintf(&b, `<title>lbserver benchmarks (%s, %s)</title>`+"\n", html.EscapeString(r.CPU), r.Date)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="#fff"/>`+"\n", w, h)
-	fmt.Fprintf(&b, `<text x="%d" y="20" font-size="15" font-weight="bold">lbserver: requests/s (higher is better), %d cores, %s</text>`+"\n", left, r.Cores, r.Date)
-	for i, rt := range rts {
+	fmt.Fprintf(&b, `<text x="%d" y="20" font-size="15" font-weight="bold">lbserver: requests/s by route (higher is better) and /api/info p99 while the CPU is saturated (lower is better); %d cores, %s</text>`+"\n", left, r.Cores, r.Date)
+	for i, pn := range panels {
 		x0 := left + i*panelW
-		var maxV float64
+		maxV := pn.target * 1.2
 		for _, c := range ok {
-			if v, _ := c.route(rt.Path); v.RPS > maxV {
-				maxV = v.RPS
-			}
+			maxV = max(maxV, pn.value(c))
 		}
-		fmt.Fprintf(&b, `<text x="%d" y="%d" font-weight="bold">%s</text>`+"\n", x0, top-10, html.EscapeString(rt.Name))
+		fmt.Fprintf(&b, `<text x="%d" y="%d" font-weight="bold">%s</text>`+"\n", x0, top-10, html.EscapeString(pn.title))
 		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#999"/>`+"\n", x0, top+panelH, x0+panelW-30, top+panelH)
 		if len(ok) == 0 || maxV == 0 {
 			continue
 		}
+		scale := float64(panelH-20) / maxV
 		barW := (panelW - 40) / len(ok)
 		for j, c := range ok {
-			v, _ := c.route(rt.Path)
-			bh := int(v.RPS / maxV * float64(panelH-20))
+			v := pn.value(c)
+			bh := int(v * scale)
 			x := x0 + j*barW + 4
 			y := top + panelH - bh
-			fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="%d" fill="%s"><title>%s: %s req/s</title></rect>`+"\n",
-				x, y, barW-8, bh, colors[j%len(colors)], html.EscapeString(c.Name), rps(v.RPS))
-			fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">%s</text>`+"\n", x+(barW-8)/2, y-4, rps(v.RPS))
+			fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="%d" fill="%s"><title>%s: %s</title></rect>`+"\n",
+				x, y, barW-8, bh, colors[j%len(colors)], html.EscapeString(c.Name), pn.label(v))
+			fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">%s</text>`+"\n", x+(barW-8)/2, y-4, pn.label(v))
+		}
+		if pn.target > 0 {
+			y := top + panelH - int(pn.target*scale)
+			fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#c00" stroke-dasharray="5,4"/><text x="%d" y="%d" fill="#c00">target %s</text>`+"\n",
+				x0, y, x0+panelW-30, y, x0+panelW-90, y-4, pn.label(pn.target))
 		}
 	}
 	// Legend.
