@@ -23,9 +23,10 @@ run: build
 deps:
 	scripts/deps.sh
 
-## test: set up what is missing, then gofmt, go vet and every test with -race
+## test: set up what is missing, then gofmt, go vet, every test with -race, and a brief fuzz run
 test: deps fmt-check vet
 	$(GO) test -race -count=1 -timeout 40m $(TESTFLAGS) ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -162,7 +162,7 @@ func TestSystemdForkUnitCommands(t *testing.T) {
 	}
 	pre := sdCommand(t, u.one(t, "ExecStartPre"), inst, port, inst)
 	out, err := exec.Command(pre[0], pre[1:]...).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), fmt.Sprintf("mode=FORK addr=:%d", port)) {
+	if err != nil || !strings.Contains(string(out), fmt.Sprintf("mode=FORK addr=127.0.0.1:%d", port)) {
 		t.Fatalf("ExecStartPre %v: %v\n%s", pre[1:], err, out)
 	}
 	argv := sdCommand(t, u.one(t, "ExecStart"), inst, port, inst)
@@ -201,7 +201,7 @@ func TestSystemdClusterUnitCommands(t *testing.T) {
 	}
 	pre := sdCommand(t, u.one(t, "ExecStartPre"), "", port, "8081")
 	if out, err := exec.Command(pre[0], pre[1:]...).CombinedOutput(); err != nil ||
-		!strings.Contains(string(out), fmt.Sprintf("mode=CLUSTER addr=:%d", port)) {
+		!strings.Contains(string(out), fmt.Sprintf("mode=CLUSTER addr=127.0.0.1:%d", port)) {
 		t.Fatalf("ExecStartPre %v: %v\n%s", pre[1:], err, out)
 	}
 	argv := sdCommand(t, u.one(t, "ExecStart"), "", port, "8081")

@@ -66,12 +66,14 @@ const common = {
   time: true,
 };
 
+// Every app binds 127.0.0.1 (--host): nginx on the same host is the way in. To run the
+// instances on other hosts (docs/TOPOLOGIES.md), bind the address nginx reaches instead.
 module.exports = {
   apps: [
     {
       ...common,
       name: 'lbserver-fork',
-      args: ['--port', String(port('LBSERVER_PM2_FORK_PORT', 8080)), '--mode', 'FORK'],
+      args: ['--host', '127.0.0.1', '--port', String(port('LBSERVER_PM2_FORK_PORT', 8080)), '--mode', 'FORK'],
     },
     {
       ...common,
@@ -83,7 +85,7 @@ module.exports = {
       // With --watch added to args, lbserver itself replaces the workers one
       // by one when the binary changes (no failed request); then remove the
       // PM2 `watch` below, or PM2 will restart the master too.
-      args: ['--port', String(port('LBSERVER_PM2_CLUSTER_PORT', 8081)), '--mode', 'CLUSTER', '--workers', '2'],
+      args: ['--host', '127.0.0.1', '--port', String(port('LBSERVER_PM2_CLUSTER_PORT', 8081)), '--mode', 'CLUSTER', '--workers', '2'],
       treekill: false,
     },
     {
@@ -93,7 +95,7 @@ module.exports = {
       // changes, the master starts a new worker per slot, waits until it is
       // ready, then drains the old one: no failed request, and PM2 sees no
       // restart (same pid, same ↺). Use instead of lbserver-cluster.
-      args: ['--port', String(port('LBSERVER_PM2_CLUSTER_PORT', 8081)), '--mode', 'CLUSTER', '--workers', '2', '--watch'],
+      args: ['--host', '127.0.0.1', '--port', String(port('LBSERVER_PM2_CLUSTER_PORT', 8081)), '--mode', 'CLUSTER', '--workers', '2', '--watch'],
       treekill: false,
       watch: false,
     },
@@ -105,7 +107,7 @@ module.exports = {
       instances: 4,
       increment_var: 'PORT',
       env: { PORT: port('LBSERVER_PM2_B_PORT', 8082) },
-      args: ['--mode', 'FORK'],
+      args: ['--host', '127.0.0.1', '--mode', 'FORK'],
     },
     {
       ...common,
@@ -113,7 +115,7 @@ module.exports = {
       // `pm2 start bin/lbserver -i 2 -- --port 8081 --reuseport` as a file:
       // two FORK processes on one port; the kernel balances between them.
       instances: 2,
-      args: ['--port', String(port('LBSERVER_PM2_REUSEPORT_PORT', 8081)), '--mode', 'FORK', '--reuseport'],
+      args: ['--host', '127.0.0.1', '--port', String(port('LBSERVER_PM2_REUSEPORT_PORT', 8081)), '--mode', 'FORK', '--reuseport'],
     },
   ],
 };
