@@ -91,8 +91,22 @@ func serveOpts(cfg config.Config, log *slog.Logger) graceful.Options {
 	return graceful.Options{DrainTimeout: cfg.DrainTimeout, Logger: log}
 }
 
+// spareP gives a serving process one P (Go scheduler slot) more than it has
+// CPUs. /api/randoms computes on randoms.DefaultParallelism() goroutines,
+// one per CPU, so the spare P's thread always waits in the network poller
+// and a light request is picked up at once. With every P computing, Go polls
+// the network only from sysmon, every 10 ms: that was /api/info's p99 under
+// load (see docs/BENCHMARKS.md). An explicit GOMAXPROCS in the environment
+// wins, and so does a cgroup CPU limit (GOMAXPROCS below the CPU count).
+func spareP() {
+	if n := runtime.GOMAXPROCS(0); n == runtime.NumCPU() && os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(n + 1)
+	}
+}
+
 // runFork serves on its own listener in this one process.
 func runFork(ctx context.Context, force <-chan struct{}, cfg config.Config, build string, stderr io.Writer) error {
+	spareP()
 	log := newLogger(stderr, "fork", cfg.Port)
 	signal.Ignore(syscall.SIGHUP) // nothing to reload without --watch; do not die of it
 	lc := net.ListenConfig{}
@@ -116,6 +130,7 @@ func runWorker(ctx context.Context, force <-chan struct{}, cfg config.Config, w 
 	// The master decides when a worker stops: a terminal's Ctrl-C reaches
 	// the whole process group, and the master turns it into one SIGTERM.
 	signal.Ignore(os.Interrupt, syscall.SIGHUP)
+	spareP()
 	log := newLogger(stderr, "worker", cfg.Port).With("worker", w.ID)
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,7 +32,8 @@ type facts struct {
 	StartedAt string   `json:"startedAt"`
 
 	started    time.Time
-	jsonPrefix []byte // the static facts as a JSON object without its closing brace
+	jsonPrefix []byte   // the static facts as a JSON object without its closing brace
+	rss        rssCache // the resident set size, refreshed at most every rssMaxAge
 }
 
 func newFacts(o Options, now time.Time) *facts {
@@ -65,7 +67,30 @@ func newFacts(o Options, now time.Time) *facts {
 	}
 	b, _ := json.Marshal(f) // plain strings and ints: cannot fail
 	f.jsonPrefix = b[:len(b)-1]
+	f.rss.val.Store(rssBytes())
+	f.rss.next.Store(now.Add(rssMaxAge).UnixNano())
 	return f
+}
+
+// rssMaxAge is how stale the RSS shown by /info and /api/info may be.
+const rssMaxAge = 100 * time.Millisecond
+
+// rssCache keeps the last RSS read from /proc. Reading /proc/self/statm
+// costs about 3 µs (open, read, close, and the poller's attempt to register
+// the file): half of /api/info's own CPU time. With the cache the hot path
+// is an atomic load; one request per rssMaxAge pays for a fresh read.
+type rssCache struct {
+	next atomic.Int64 // unix nanoseconds after which val is stale
+	val  atomic.Int64 // bytes
+}
+
+// get returns the RSS, reading it again first if it is older than rssMaxAge.
+func (c *rssCache) get(now time.Time) int64 {
+	n := now.UnixNano()
+	if next := c.next.Load(); n >= next && c.next.CompareAndSwap(next, n+int64(rssMaxAge)) {
+		c.val.Store(rssBytes())
+	}
+	return c.val.Load()
 }
 
 // appendJSON appends the facts with the live RSS and uptime.
@@ -101,7 +126,8 @@ func rssBytes() int64 {
 
 func (s *Server) handleAPIInfo(w http.ResponseWriter, r *http.Request) {
 	buf := make([]byte, 0, 1024)
-	writeJSON(w, http.StatusOK, s.facts.appendJSON(buf, rssBytes(), time.Since(s.facts.started)))
+	now := time.Now()
+	writeJSON(w, http.StatusOK, s.facts.appendJSON(buf, s.facts.rss.get(now), now.Sub(s.facts.started)))
 }
 
 //go:embed info.html
@@ -124,7 +150,7 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var buf bytes.Buffer
-	v := infoView{facts: s.facts, RSSBytes: rssBytes(), Uptime: time.Since(s.facts.started).Round(time.Second).String()}
+	v := infoView{facts: s.facts, RSSBytes: s.facts.rss.get(time.Now()), Uptime: time.Since(s.facts.started).Round(time.Second).String()}
 	if err := infoTmpl.Execute(&buf, v); err != nil {
 		s.log.Error("render info", "err", err)
 		writeError(w, http.StatusInternalServerError, "internal error")

@@ -67,7 +67,9 @@ func (s *Server) handleRandoms(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	counts, err := randoms.Count(r.Context(), n, 0)
+	// Each slot gets its share of the CPUs, so that all slots together
+	// compute on one goroutine per CPU and the spare P stays free.
+	counts, err := randoms.Count(r.Context(), n, max(1, randoms.DefaultParallelism()/s.limiter.Slots()))
 	if err != nil {
 		w.WriteHeader(499)
 		return

@@ -78,7 +78,10 @@ func (s *Server) routes() {
 	}
 }
 
-func (s *Server) handle(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, h) }
+func (s *Server) handle(pattern string, h http.HandlerFunc) {
+	s.mux.Handle(pattern, h)
+	s.metrics.prepare(pattern)
+}
 
 // ServeHTTP sets the headers every response carries, routes, records
 // metrics, and turns the mux's own 404 and 405 into JSON errors.
