@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -37,23 +38,8 @@ func TestBrowserBalanceNginxTopologyB(t *testing.T) {
 	}
 	before := served()
 
-	ctx := browserNew(t, 1100, 900)
-	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse("http://127.0.0.1/balance"))
-	if err != nil {
-		t.Fatalf("open /balance through nginx: %v", err)
-	}
-	if resp.Status != http.StatusOK || fmt.Sprint(resp.Headers["X-Server-Port"]) != "8080" {
-		t.Fatalf("/balance through nginx: status %d, X-Server-Port %v; want 200 from the instance on 8080", resp.Status, resp.Headers["X-Server-Port"])
-	}
-	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("start"))); err != nil {
-		t.Fatal(err)
-	}
-
 	const n = 400
-	s := balanceRun(t, ctx, "/api/randoms?cant=1000", 0, 8, n, 90*time.Second)
-	if s.Done != n || s.OK != n || s.HTTPErrors != 0 || s.NetErrors != 0 || s.Unattributed != 0 {
-		t.Fatalf("got %v, want %d requests, all answered 200 with X-Server-Pid", s, n)
-	}
+	ctx, s := browserBalanceThroughNginx(t, n)
 	page := map[string]int{}
 	for _, w := range s.Pids {
 		page[w.Port] += w.Count
@@ -101,23 +87,8 @@ func TestBrowserBalanceNginxTopologyA(t *testing.T) {
 	const clusterBase = "http://127.0.0.1:8081"
 	before := balanceWorkerServed(t, clusterBase, workers)
 
-	ctx := browserNew(t, 1100, 900)
-	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse("http://127.0.0.1/balance"))
-	if err != nil {
-		t.Fatalf("open /balance through nginx: %v", err)
-	}
-	if resp.Status != http.StatusOK || fmt.Sprint(resp.Headers["X-Server-Port"]) != "8080" {
-		t.Fatalf("/balance through nginx: status %d, X-Server-Port %v; want 200 from the instance on 8080", resp.Status, resp.Headers["X-Server-Port"])
-	}
-	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("start"))); err != nil {
-		t.Fatal(err)
-	}
-
 	const n = 400
-	s := balanceRun(t, ctx, "/api/randoms?cant=1000", 0, 8, n, 90*time.Second)
-	if s.Done != n || s.OK != n || s.HTTPErrors != 0 || s.NetErrors != 0 || s.Unattributed != 0 {
-		t.Fatalf("got %v, want %d requests, all answered 200 with X-Server-Pid", s, n)
-	}
+	ctx, s := browserBalanceThroughNginx(t, n)
 	if len(s.Ports) != 1 || s.Ports[0].Port != "8081" || s.Ports[0].Count != n {
 		t.Errorf("ports on the page: %v, want only 8081 with %d", s.Ports, n)
 	}
@@ -138,4 +109,27 @@ func TestBrowserBalanceNginxTopologyA(t *testing.T) {
 	balanceCheckBarsMatchSnapshot(t, ctx, s)
 	browserNoErrors(t, ctx)
 	browserScreenshot(t, ctx, "balance-nginx-topology-a")
+}
+
+// browserBalanceThroughNginx opens /balance through nginx on port 80 (served
+// by the instance on 8080), runs n requests to /api/randoms?cant=1000 from
+// the page, and requires every one answered 200 with an X-Server-Pid.
+func browserBalanceThroughNginx(t *testing.T, n int) (context.Context, balanceSnapshot) {
+	t.Helper()
+	ctx := browserNew(t, 1100, 900)
+	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse("http://127.0.0.1/balance"))
+	if err != nil {
+		t.Fatalf("open /balance through nginx: %v", err)
+	}
+	if resp.Status != http.StatusOK || fmt.Sprint(resp.Headers["X-Server-Port"]) != "8080" {
+		t.Fatalf("/balance through nginx: status %d, X-Server-Port %v; want 200 from the instance on 8080", resp.Status, resp.Headers["X-Server-Port"])
+	}
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("start"))); err != nil {
+		t.Fatal(err)
+	}
+	s := balanceRun(t, ctx, "/api/randoms?cant=1000", 0, 8, n, 90*time.Second)
+	if s.Done != n || s.OK != n || s.HTTPErrors != 0 || s.NetErrors != 0 || s.Unattributed != 0 {
+		t.Fatalf("got %v, want %d requests, all answered 200 with X-Server-Pid", s, n)
+	}
+	return ctx, s
 }

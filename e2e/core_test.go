@@ -142,21 +142,7 @@ func TestSIGTERMLeavesNoProcess(t *testing.T) {
 				want = 2
 			}
 			Eventually(t, 10*time.Second, "workers", func() bool { return len(ChildPids(p.Pid())) == want })
-			kids := ChildPids(p.Pid())
-			if err := p.Signal(syscall.SIGTERM); err != nil {
-				t.Fatal(err)
-			}
-			if !p.Wait(20 * time.Second) {
-				t.Fatal("still running 20s after SIGTERM")
-			}
-			if err := p.Err(); err != nil {
-				t.Errorf("exit after SIGTERM: got %v, want status 0", err)
-			}
-			for _, k := range kids {
-				if Alive(k) {
-					t.Errorf("worker %d still alive after the master exited", k)
-				}
-			}
+			StopAndCheck(t, p, ChildPids(p.Pid()), 20*time.Second)
 			if _, err := Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port)); err == nil {
 				t.Error("port still answers after SIGTERM")
 			}

@@ -296,3 +296,24 @@ func Alive(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i >= 0 && !strings.HasPrefix(strings.TrimSpace(s[i+1:]), "Z")
 }
+
+// StopAndCheck sends SIGTERM to p, requires it to exit with status 0 within
+// timeout, and requires that none of workers (its children before the
+// signal) outlives it.
+func StopAndCheck(tb testing.TB, p *Proc, workers []int, timeout time.Duration) {
+	tb.Helper()
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		tb.Fatal(err)
+	}
+	if !p.Wait(timeout) {
+		tb.Fatalf("still running %s after SIGTERM", timeout)
+	}
+	if err := p.Err(); err != nil {
+		tb.Fatalf("exit after SIGTERM: got %v, want status 0", err)
+	}
+	for _, w := range workers {
+		if Alive(w) {
+			tb.Errorf("worker %d still alive after its master exited", w)
+		}
+	}
+}

@@ -239,18 +239,5 @@ func TestSystemdClusterUnitCommands(t *testing.T) {
 	if stop <= 15*time.Second {
 		t.Errorf("TimeoutStopSec=%s must exceed the master's stop time (--drain-timeout 10s + 5s)", stop)
 	}
-	if err := p.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if !p.Wait(stop) {
-		t.Fatalf("master did not exit within TimeoutStopSec=%s", stop)
-	}
-	if err := p.Err(); err != nil {
-		t.Fatalf("master exit: %v, want 0", err)
-	}
-	for _, w := range now {
-		if Alive(w) {
-			t.Errorf("worker %d still alive after the master stopped", w)
-		}
-	}
+	StopAndCheck(t, p, now, stop)
 }

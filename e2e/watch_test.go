@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -111,21 +110,7 @@ func TestWatchForkReplacesWorkerWhenBinaryChanges(t *testing.T) {
 	loop.waitMore(t, 20)
 	loop.check(t)
 
-	last := ChildPids(p.Pid())
-	if err := p.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if !p.Wait(20 * time.Second) {
-		t.Fatal("the master did not exit within 20s of SIGTERM")
-	}
-	if err := p.Err(); err != nil {
-		t.Fatalf("master exit after SIGTERM: %v, want status 0", err)
-	}
-	for _, w := range last {
-		if Alive(w) {
-			t.Errorf("worker %d outlived its master", w)
-		}
-	}
+	StopAndCheck(t, p, ChildPids(p.Pid()), 20*time.Second)
 }
 
 // TestWatchDirBuildReloadsFromSources: in a copy of the repository,
