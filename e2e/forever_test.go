@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -118,27 +119,13 @@ func (f *foreverEnv) waitRow(uid string, port int, timeout time.Duration) foreve
 
 // pmEnvPids lists the processes whose environment holds the entry kv.
 func pmEnvPids(kv string) []int {
-	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
+	return Pids(func(pid int) bool {
+		if pid == os.Getpid() {
+			return false
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		if err != nil {
-			continue
-		}
-		for _, v := range strings.Split(string(b), "\x00") {
-			if v == kv {
-				if Alive(pid) {
-					out = append(out, pid)
-				}
-				break
-			}
-		}
-	}
-	return out
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		return err == nil && slices.Contains(strings.Split(string(b), "\x00"), kv)
+	})
 }
 
 // foreverConfig copies deploy/forever/NAME into dir with each app's --port

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -257,33 +258,41 @@ func Eventually(tb testing.TB, timeout time.Duration, what string, cond func() b
 	}
 }
 
-// ChildPids lists the pids whose parent is ppid (from /proc).
-func ChildPids(ppid int) []int {
+// Pids lists, in ascending order, the live (not zombie) processes for which
+// keep returns true.
+func Pids(keep func(pid int) bool) []int {
 	var out []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
+		if err != nil || !keep(pid) || !Alive(pid) {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// stat: pid (comm) state ppid ...; comm may hold spaces, so cut after ')'.
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) > 2 && f[0] != "Z" {
-			if pp, _ := strconv.Atoi(f[1]); pp == ppid {
-				out = append(out, pid)
-			}
-		}
+		out = append(out, pid)
 	}
+	slices.Sort(out)
 	return out
+}
+
+// ParentPid is pid's parent from /proc, or 0 if pid is gone.
+func ParentPid(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// stat: pid (comm) state ppid ...; comm may hold spaces, so cut after ')'.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	pp, _ := strconv.Atoi(f[1])
+	return pp
+}
+
+// ChildPids lists the live pids whose parent is ppid.
+func ChildPids(ppid int) []int {
+	return Pids(func(pid int) bool { return ParentPid(pid) == ppid })
 }
 
 // Alive reports whether pid exists and is not a zombie.

@@ -673,13 +673,8 @@ func ngxDiffLines(a, b string) []string {
 // init (PID 1) and this test process, as "pid args" lines.
 func ngxOtherProcs() []string {
 	var out []string
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == 1 || pid == os.Getpid() || !Alive(pid) {
-			continue
-		}
-		b, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+	for _, pid := range Pids(func(pid int) bool { return pid != 1 && pid != os.Getpid() }) {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		out = append(out, fmt.Sprintf("%d %s", pid, strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " ")))
 	}
 	sort.Strings(out)

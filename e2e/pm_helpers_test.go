@@ -173,23 +173,10 @@ func pmAllServe(port int, pids []int, build string, n int) (bool, string) {
 // pmExePids lists the live processes whose executable file lies under dir
 // (a replaced binary shows as "PATH (deleted)" and still counts).
 func pmExePids(dir string) []int {
-	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		if err != nil || !strings.HasPrefix(exe, dir+string(os.PathSeparator)) {
-			continue
-		}
-		if Alive(pid) {
-			out = append(out, pid)
-		}
-	}
-	sort.Ints(out)
-	return out
+	return Pids(func(pid int) bool {
+		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		return err == nil && strings.HasPrefix(exe, dir+string(os.PathSeparator))
+	})
 }
 
 // pmKillExeUnder SIGKILLs, by pid, every process whose executable lies under
