@@ -170,7 +170,7 @@ func listenSockets(addr string, n int, shareExisting, reuse bool) ([]*os.File, n
 	}
 	lc := net.ListenConfig{}
 	if reuse || shareExisting {
-		lc.Control = setReusePort
+		lc.Control = ReusePortControl
 	}
 	var files []*os.File
 	var bound net.Addr
@@ -238,8 +238,9 @@ func plainFile(ln syscall.Conn) (*os.File, error) {
 	return os.NewFile(uintptr(nfd), "socket"), nil
 }
 
-// setReusePort is a net.ListenConfig.Control that sets SO_REUSEPORT.
-func setReusePort(network, address string, c syscall.RawConn) error {
+// ReusePortControl is a net.ListenConfig.Control that sets SO_REUSEPORT
+// (the master's sockets, and a FORK process's own with --reuseport).
+func ReusePortControl(network, address string, c syscall.RawConn) error {
 	var serr error
 	err := c.Control(func(fd uintptr) {
 		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, 0xf /* SO_REUSEPORT */, 1)
@@ -248,11 +249,6 @@ func setReusePort(network, address string, c syscall.RawConn) error {
 		return err
 	}
 	return serr
-}
-
-// ReusePortControl is setReusePort for a FORK process's own listener (--reuseport).
-func ReusePortControl(network, address string, c syscall.RawConn) error {
-	return setReusePort(network, address, c)
 }
 
 // Addr is the address the sockets are bound to.
@@ -304,19 +300,6 @@ func (m *Master) privateListener(slot int) (*os.File, string, error) {
 		return nil, "", err
 	}
 	return f, path, nil
-}
-
-// Pids lists the workers' pids by slot (0 where a slot has none).
-func (m *Master) Pids() []int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]int, len(m.slots))
-	for i, s := range m.slots {
-		if s.cur != nil {
-			out[i] = s.cur.pid
-		}
-	}
-	return out
 }
 
 // Run starts every worker and supervises them until ctx is done; then it
