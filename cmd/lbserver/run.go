@@ -91,6 +91,12 @@ func serveOpts(cfg config.Config, log *slog.Logger) graceful.Options {
 	return graceful.Options{DrainTimeout: cfg.DrainTimeout, Logger: log}
 }
 
+// reusePortRecycle is how many requests a keep-alive connection carries in
+// a FORK process started with --reuseport (PM2 -i N): with no master, the
+// processes share no connection table, so the only way to spread a few
+// long-lived connections again is to recycle them (see docs/RELIABILITY.md).
+const reusePortRecycle = 100
+
 // spareP gives a serving process one P (Go scheduler slot) more than it has
 // CPUs. /api/randoms computes on randoms.DefaultParallelism() goroutines,
 // one per CPU, so the spare P's thread always waits in the network poller
@@ -119,7 +125,11 @@ func runFork(ctx context.Context, force <-chan struct{}, cfg config.Config, buil
 	}
 	srv := newServer(cfg, 0, build, log)
 	log.Info("serving", "addr", ln.Addr().String(), "mode", cfg.Mode, "build", build)
-	err = graceful.New(srv, serveOpts(cfg, log)).Serve(ctx, force, ln, func() { srv.SetReady(true) })
+	opts := serveOpts(cfg, log)
+	if cfg.ReusePort {
+		opts.MaxConnRequests = reusePortRecycle
+	}
+	err = graceful.New(srv, opts).Serve(ctx, force, ln, func() { srv.SetReady(true) })
 	log.Info("stopped")
 	return err
 }
@@ -137,7 +147,13 @@ func runWorker(ctx context.Context, force <-chan struct{}, cfg config.Config, w 
 	defer wg.Wait()
 	defer cancel()
 	srv := newServer(cfg, w.ID, build, log)
-	gs := graceful.New(srv, serveOpts(cfg, log))
+	opts := serveOpts(cfg, log)
+	if w.Conns != nil {
+		opts.Balancer = w.Conns
+	} else if cfg.WorkerCount() > 1 {
+		opts.MaxConnRequests = reusePortRecycle // no table: spread by recycling
+	}
+	gs := graceful.New(srv, opts)
 	if w.Private != nil {
 		gs.ServeListener(w.Private) // the master gathers this worker's /metrics there
 	}

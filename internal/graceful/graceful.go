@@ -46,9 +46,25 @@ type Options struct {
 	// the kernel picks a worker once per connection, so a few long-lived
 	// connections would pin their load to the workers they first hit;
 	// reconnecting every N requests spreads them again, for one handshake
-	// per N requests. Default 100; negative means unlimited.
+	// per N requests. Default 1000 (nginx's default); negative means
+	// unlimited. A CLUSTER worker with a Balancer needs no recycling for
+	// the spread and keeps the default.
 	MaxConnRequests int
-	Logger          *slog.Logger
+	// Balancer, if set, is told of every connection this server opens and
+	// closes, and asked after each request whether this process holds more
+	// than its share of the cluster's connections; if so the answer closes
+	// the connection and the client reconnects, to a worker the kernel
+	// picks again (connbalance.Member implements it).
+	Balancer Balancer
+	Logger   *slog.Logger
+}
+
+// Balancer keeps the connection counts that spread keep-alive connections
+// across the worker processes of a cluster.
+type Balancer interface {
+	Opened()       // a connection was accepted
+	Left()         // a connection closed (never called for one TryShed took)
+	TryShed() bool // true: close this connection, it is already counted as gone
 }
 
 func (o *Options) setDefaults() {
@@ -67,7 +83,7 @@ func (o *Options) setDefaults() {
 		o.MaxHeaderBytes = http.DefaultMaxHeaderBytes
 	}
 	if o.MaxConnRequests == 0 {
-		o.MaxConnRequests = 100
+		o.MaxConnRequests = 1000
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -85,15 +101,27 @@ type Server struct {
 	draining atomic.Bool
 
 	mu      sync.Mutex // guards conns, extra, and the draining flag's transition
-	conns   map[net.Conn]http.ConnState
+	conns   map[net.Conn]*conn
 	extra   map[net.Listener]struct{} // listeners added by ServeListener, not yet stopped
 	extraWG sync.WaitGroup            // one per ServeListener's Serve goroutine
 }
 
+// conn is what the server knows of one connection. It is made by
+// ConnContext (before net/http reports StateNew) and reaches the handler
+// through the request's context, so a request needs no lock to find it.
+type conn struct {
+	state    atomic.Int32 // an http.ConnState
+	requests atomic.Int64 // requests read on it
+	leaving  atomic.Bool  // counted as gone by the Balancer (closing, or told to close)
+}
+
+// connKey keys a connection's *conn in its context.
+type connKey struct{}
+
 // New returns a Server for h.
 func New(h http.Handler, opts Options) *Server {
 	opts.setDefaults()
-	s := &Server{opts: opts, conns: make(map[net.Conn]http.ConnState), extra: make(map[net.Listener]struct{})}
+	s := &Server{opts: opts, conns: make(map[net.Conn]*conn), extra: make(map[net.Listener]struct{})}
 	s.srv = &http.Server{
 		Handler:           s.wrap(h),
 		ReadHeaderTimeout: opts.ReadHeaderTimeout,
@@ -102,10 +130,8 @@ func New(h http.Handler, opts Options) *Server {
 		IdleTimeout:       opts.IdleTimeout,
 		MaxHeaderBytes:    opts.MaxHeaderBytes,
 		ConnState:         s.track,
-		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
-			return context.WithValue(ctx, connRequestsKey{}, new(atomic.Int64))
-		},
-		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
+		ConnContext:       s.connContext,
+		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
 	}
 	return s
 }
@@ -133,15 +159,24 @@ func (s *Server) ServeListener(ln net.Listener) (stop func()) {
 // Draining reports whether the server has begun to stop.
 func (s *Server) Draining() bool { return s.draining.Load() }
 
-// connRequestsKey keys a connection's request count in its context.
-type connRequestsKey struct{}
-
 func (s *Server) wrap(h http.Handler) http.Handler {
+	max := int64(s.opts.MaxConnRequests)
+	bal := s.opts.Balancer
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		closeConn := s.draining.Load()
-		if n, ok := r.Context().Value(connRequestsKey{}).(*atomic.Int64); ok && s.opts.MaxConnRequests > 0 &&
-			n.Add(1) >= int64(s.opts.MaxConnRequests) {
-			closeConn = true
+		if c, ok := r.Context().Value(connKey{}).(*conn); ok {
+			n := c.requests.Add(1)
+			closeConn = closeConn || max > 0 && n >= max
+			if bal != nil && !c.leaving.Load() {
+				switch {
+				case closeConn:
+					c.leaving.Store(true)
+					bal.Left()
+				case bal.TryShed():
+					c.leaving.Store(true)
+					closeConn = true
+				}
+			}
 		}
 		if closeConn {
 			w.Header().Set("Connection", "close")
@@ -150,14 +185,38 @@ func (s *Server) wrap(h http.Handler) http.Handler {
 	})
 }
 
-func (s *Server) track(c net.Conn, st http.ConnState) {
+// connContext registers a connection net/http has just accepted.
+func (s *Server) connContext(ctx context.Context, nc net.Conn) context.Context {
+	c := new(conn)
+	c.state.Store(int32(http.StateNew))
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.conns[nc] = c
+	s.mu.Unlock()
+	if s.opts.Balancer != nil {
+		s.opts.Balancer.Opened()
+	}
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+// track follows connection states. Only the end of a connection takes the
+// lock; a request's active/idle transitions are one atomic store.
+func (s *Server) track(nc net.Conn, st http.ConnState) {
 	switch st {
 	case http.StateClosed, http.StateHijacked:
-		delete(s.conns, c)
+		s.mu.Lock()
+		c := s.conns[nc]
+		delete(s.conns, nc)
+		s.mu.Unlock()
+		if c != nil && s.opts.Balancer != nil && !c.leaving.Swap(true) {
+			s.opts.Balancer.Left()
+		}
 	default:
-		s.conns[c] = st
+		s.mu.Lock()
+		c := s.conns[nc]
+		s.mu.Unlock()
+		if c != nil {
+			c.state.Store(int32(st))
+		}
 	}
 }
 
@@ -165,8 +224,8 @@ func (s *Server) track(c net.Conn, st http.ConnState) {
 func (s *Server) counts() (busy, idle int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, st := range s.conns {
-		if st == http.StateIdle {
+	for _, c := range s.conns {
+		if http.ConnState(c.state.Load()) == http.StateIdle {
 			idle++
 		} else {
 			busy++

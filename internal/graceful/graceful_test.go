@@ -3,9 +3,11 @@ package graceful
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 )
@@ -171,5 +173,68 @@ func TestMaxConnRequestsRecyclesConnections(t *testing.T) {
 	}
 	if dials != 3 {
 		t.Errorf("7 requests with at most 3 per connection used %d connections, want 3", dials)
+	}
+}
+
+// fakeBalancer sheds while shed > 0 and counts what the server tells it.
+type fakeBalancer struct {
+	mu                   sync.Mutex
+	open, opened, shed   int
+	leftCalls, shedCalls int
+}
+
+func (b *fakeBalancer) Opened() { b.mu.Lock(); b.open++; b.opened++; b.mu.Unlock() }
+func (b *fakeBalancer) Left()   { b.mu.Lock(); b.open--; b.leftCalls++; b.mu.Unlock() }
+func (b *fakeBalancer) TryShed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.shed == 0 {
+		return false
+	}
+	b.shed--
+	b.open--
+	b.shedCalls++
+	return true
+}
+
+// The Balancer sees every connection open and leave exactly once, whether
+// it closed by itself, was shed, or was recycled by MaxConnRequests; a shed
+// connection's answer carries "Connection: close".
+func TestBalancerCountsEachConnectionOnce(t *testing.T) {
+	b := &fakeBalancer{shed: 1}
+	s := New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }),
+		Options{MaxConnRequests: 4, Balancer: b})
+	ln := listen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, nil, ln, nil) }()
+
+	tr := &http.Transport{}
+	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	var closes []bool
+	for range 6 {
+		r, err := c.Get("http://" + ln.Addr().String() + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+		closes = append(closes, r.Close)
+	}
+	tr.CloseIdleConnections()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Request 1 is shed; the second connection carries 4 (the 4th recycled);
+	// the third carries the last one and is closed by the client.
+	want := []bool{true, false, false, false, true, false}
+	if fmt.Sprint(closes) != fmt.Sprint(want) {
+		t.Errorf("Connection: close on responses %v, want %v", closes, want)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.opened != 3 || b.open != 0 || b.shedCalls != 1 || b.leftCalls != 2 {
+		t.Errorf("balancer: %d opened, %d still counted, %d shed, %d left; want 3, 0, 1, 2", b.opened, b.open, b.shedCalls, b.leftCalls)
 	}
 }

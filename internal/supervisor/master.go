@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/lbserver/lbserver/internal/connbalance"
 )
 
 // Options configure a Master. Zero durations take the documented defaults.
@@ -73,6 +75,12 @@ type Master struct {
 	privSeq int        // names the private sockets; guarded by mu
 	done    chan struct{}
 
+	// conns is the table the workers keep their open connections in
+	// (connbalance); nil with one worker, or if it could not be made.
+	conns     *connbalance.Table
+	connsFile *os.File
+	entryUsed []bool // entries of conns given to a live worker; guarded by mu
+
 	wg sync.WaitGroup // owns every goroutine the master starts
 
 	mu       sync.Mutex // guards slots' cur and crashes, children, stopping
@@ -108,6 +116,7 @@ type child struct {
 	retiring bool // the worker was told to stop (reload, stop)
 	gone     bool // the worker exited
 	adopted  int  // slots this worker accepts for besides its own
+	entry    int  // its entry in the connection table; -1 if none
 }
 
 // Listen binds the sockets the workers will share. A port in use is an
@@ -152,6 +161,17 @@ func Listen(opts Options) (*Master, error) {
 	}
 	for i := range opts.Workers {
 		m.slots = append(m.slots, &slot{id: i + 1, sock: files[i%len(files)]})
+	}
+	if opts.Workers > 1 {
+		// Room for every slot's worker and its replacement during a reload,
+		// twice over: a worker that finds no free entry only loses the
+		// balancing of keep-alive connections, not its service.
+		entries := min(connbalance.MaxEntries, 4*opts.Workers)
+		if m.conns, m.connsFile, err = connbalance.Create(opts.Workers, entries); err != nil {
+			m.log.Warn("no connection table: keep-alive connections are spread by recycling only", "err", err)
+		} else {
+			m.entryUsed = make([]bool, entries)
+		}
 	}
 	return m, nil
 }
@@ -364,6 +384,13 @@ func (m *Master) spawnLocked(s *slot) (*child, error) {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, m.sockets...)
 		cmd.Env = append(cmd.Env, EnvSlots+"="+strconv.Itoa(len(m.sockets)))
 	}
+	entry := m.takeEntryLocked()
+	if entry >= 0 {
+		cmd.Env = append(cmd.Env,
+			EnvConnTableFD+"="+strconv.Itoa(3+len(cmd.ExtraFiles)),
+			EnvConnTableEntry+"="+strconv.Itoa(entry)+"/"+strconv.Itoa(m.conns.Entries()))
+		cmd.ExtraFiles = append(cmd.ExtraFiles, m.connsFile)
+	}
 	priv, privPath, err := m.privateListener(s.id)
 	if err == nil {
 		cmd.Env = append(cmd.Env, EnvPrivateFD+"="+strconv.Itoa(3+len(cmd.ExtraFiles)))
@@ -380,6 +407,7 @@ func (m *Master) spawnLocked(s *slot) (*child, error) {
 	if err != nil {
 		readyR.Close()
 		lifeW.Close()
+		m.releaseEntryLocked(entry)
 		if privPath != "" {
 			_ = os.Remove(privPath)
 		}
@@ -387,7 +415,7 @@ func (m *Master) spawnLocked(s *slot) (*child, error) {
 	}
 	c := &child{
 		slot: s, cmd: cmd, pid: cmd.Process.Pid, started: time.Now(), lifeline: lifeW, private: privPath,
-		ready: make(chan struct{}), exited: make(chan struct{}),
+		ready: make(chan struct{}), exited: make(chan struct{}), entry: entry,
 	}
 	m.children[c] = struct{}{}
 	m.starts.Add(1)
@@ -422,7 +450,8 @@ func withoutWorkerEnv(env []string) []string {
 	out := make([]string, 0, len(env)+2)
 	for _, kv := range env {
 		if strings.HasPrefix(kv, EnvWorkerID+"=") || strings.HasPrefix(kv, EnvMasterPID+"=") ||
-			strings.HasPrefix(kv, EnvSlots+"=") || strings.HasPrefix(kv, EnvPrivateFD+"=") {
+			strings.HasPrefix(kv, EnvSlots+"=") || strings.HasPrefix(kv, EnvPrivateFD+"=") ||
+			strings.HasPrefix(kv, EnvConnTableFD+"=") || strings.HasPrefix(kv, EnvConnTableEntry+"=") {
 			continue
 		}
 		out = append(out, kv)
@@ -437,6 +466,7 @@ func (m *Master) onExit(c *child) {
 	defer m.mu.Unlock()
 	delete(m.children, c)
 	c.gone = true
+	m.releaseEntryLocked(c.entry)
 	m.exits.Add(1)
 	status := "exit status 0"
 	if c.err != nil {
@@ -453,6 +483,29 @@ func (m *Master) onExit(c *child) {
 		m.crashLocked(c.slot)
 	}
 	m.rebalanceLocked()
+}
+
+// takeEntryLocked reserves a free entry of the connection table for a new
+// worker; -1 if there is no table or no free entry. m.mu must be held.
+func (m *Master) takeEntryLocked() int {
+	for i, used := range m.entryUsed {
+		if !used {
+			m.entryUsed[i] = true
+			return i
+		}
+	}
+	return -1
+}
+
+// releaseEntryLocked zeroes and frees the entry of a worker that has exited
+// (or never started), so that its count of connections does not linger.
+// m.mu must be held.
+func (m *Master) releaseEntryLocked(i int) {
+	if i < 0 {
+		return
+	}
+	m.conns.Reset(i)
+	m.entryUsed[i] = false
 }
 
 // adoptable reports whether workers are given every slot's socket, to

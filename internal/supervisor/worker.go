@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/lbserver/lbserver/internal/connbalance"
 )
 
 // The descriptor layout and environment a worker is started with.
@@ -18,10 +20,14 @@ const (
 	EnvMasterPID = "LBSERVER_MASTER_PID"
 	EnvSlots     = "LBSERVER_SLOTS"      // when set to N, fds 6..5+N are the sockets of slots 1..N
 	EnvPrivateFD = "LBSERVER_PRIVATE_FD" // the fd of the worker's private listener (a unix socket only the master uses)
-	fdListener   = 3
-	fdReady      = 4
-	fdLifeline   = 5
-	fdSlots      = 6
+	// EnvConnTableFD is the fd of the connection table (connbalance), and
+	// EnvConnTableEntry "i/n": this worker's entry i of the table's n.
+	EnvConnTableFD    = "LBSERVER_CONNTABLE_FD"
+	EnvConnTableEntry = "LBSERVER_CONNTABLE_ENTRY"
+	fdListener        = 3
+	fdReady           = 4
+	fdLifeline        = 5
+	fdSlots           = 6
 )
 
 // maxAdoptSlots bounds the sockets every worker inherits for adoption; with
@@ -40,7 +46,10 @@ type Worker struct {
 	Listener net.Listener
 	// Private is a unix socket listener only the master connects to (to
 	// gather this worker's /metrics); nil when the master gave none.
-	Private  net.Listener
+	Private net.Listener
+	// Conns is this worker's entry in the cluster's connection table, to
+	// keep keep-alive connections even across workers; nil without one.
+	Conns    *connbalance.Member
 	ready    *os.File
 	lifeline *os.File
 	slots    map[int]*os.File // every slot's socket, by slot id, for adoption
@@ -86,6 +95,11 @@ func FromEnv(getenv func(string) string) (w *Worker, ok bool, err error) {
 		}
 		_ = pf.Close()
 	}
+	if v := getenv(EnvConnTableFD); v != "" {
+		if w.Conns, err = openConnTable(v, getenv(EnvConnTableEntry)); err != nil {
+			return nil, true, fmt.Errorf("worker %d: %w", id, err)
+		}
+	}
 	if v := getenv(EnvSlots); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxAdoptSlots {
@@ -98,6 +112,28 @@ func FromEnv(getenv func(string) string) (w *Worker, ok bool, err error) {
 		}
 	}
 	return w, true, nil
+}
+
+// openConnTable maps the connection table at fd fdv and returns the entry
+// named by entry ("i/n").
+func openConnTable(fdv, entry string) (*connbalance.Member, error) {
+	fd, err := strconv.Atoi(fdv)
+	if err != nil || fd <= fdLifeline {
+		return nil, fmt.Errorf("bad %s=%q", EnvConnTableFD, fdv)
+	}
+	is, ns, _ := strings.Cut(entry, "/")
+	i, err1 := strconv.Atoi(is)
+	n, err2 := strconv.Atoi(ns)
+	if err1 != nil || err2 != nil || i < 0 || i >= n {
+		return nil, fmt.Errorf("bad %s=%q", EnvConnTableEntry, entry)
+	}
+	f := os.NewFile(uintptr(fd), "connection table")
+	defer f.Close() // the mapping outlives the descriptor
+	t, err := connbalance.Open(f, n)
+	if err != nil {
+		return nil, err
+	}
+	return t.Member(i) // the mapping lives as long as the process
 }
 
 // Ready tells the master this worker is serving.
