@@ -42,6 +42,7 @@ func TestQuickReport(t *testing.T) {
 		`\| lbserver /api/info \| ([0-9.]+) \|`,
 		`\| trivial handler, same document \| ([0-9.]+) \|`,
 		`\| trivial handler, minimal [^|]* \| ([0-9.]+) \|`,
+		`\| net/http, lbserver's answer from constants \| ([0-9.]+) \|`,
 		`\| FORK \| one lbserver process \(--mode FORK\) \| 1 \| ([0-9.]+) MiB \|`,
 	} {
 		m := regexp.MustCompile(re).FindSubmatch(md)

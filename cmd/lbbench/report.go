@@ -215,11 +215,16 @@ func (r *report) markdown() string {
 		p("Same load generator and connections (%d), %v each, in interleaved rounds (best of %d): lbserver FORK's /api/info, then two ", r.Plan.lightConns, r.Plan.compare, r.Plan.repeat)
 		p("handlers written the way a first version would be (cmd/lbbench/servers.go), served by a plain `http.Server`: ")
 		p("the same document (same keys) built per request with encoding/json from facts looked up each time, ")
-		p("and a minimal two-key map through encoding/json.\n\n")
+		p("and a minimal two-key map through encoding/json. The last row is net/http sending lbserver's own answer (its headers and body, captured once) from constants, ")
+		p("with no timeouts, metrics or connection tracking: the ceiling for any net/http handler that sends what lbserver sends.\n\n")
 		p("| Server | req/s | p50 | p99 | errors | lbserver's ratio |\n|---|---|---|---|---|---|\n")
 		p("| lbserver /api/info | %s | %s | %s | %d | |\n", rps(cmp.Info.RPS), ms(cmp.Info.P50), ms(cmp.Info.P99), cmp.Info.Errors)
 		p("| trivial handler, same document | %s | %s | %s | %d | **%.2fx** |\n", rps(cmp.Naive.RPS), ms(cmp.Naive.P50), ms(cmp.Naive.P99), cmp.Naive.Errors, cmp.Info.RPS/cmp.Naive.RPS)
-		p("| trivial handler, minimal `{\"pid\",\"platform\"}` | %s | %s | %s | %d | %.2fx |\n\n", rps(cmp.Minimal.RPS), ms(cmp.Minimal.P50), ms(cmp.Minimal.P99), cmp.Minimal.Errors, cmp.Info.RPS/cmp.Minimal.RPS)
+		p("| trivial handler, minimal `{\"pid\",\"platform\"}` | %s | %s | %s | %d | %.2fx |\n", rps(cmp.Minimal.RPS), ms(cmp.Minimal.P50), ms(cmp.Minimal.P99), cmp.Minimal.Errors, cmp.Info.RPS/cmp.Minimal.RPS)
+		if cmp.Ceiling.RPS > 0 {
+			p("| net/http, lbserver's answer from constants | %s | %s | %s | %d | %.2fx |\n", rps(cmp.Ceiling.RPS), ms(cmp.Ceiling.P50), ms(cmp.Ceiling.P99), cmp.Ceiling.Errors, cmp.Info.RPS/cmp.Ceiling.RPS)
+		}
+		p("\n")
 	}
 
 	p("## Ratios measured in this run\n\n")

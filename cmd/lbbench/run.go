@@ -442,12 +442,16 @@ func timeReplacement(ctx context.Context, master int, base string) (time.Duratio
 // compareResult is /api/info against trivial net/http JSON handlers, each
 // loaded the same way, one after the other.
 type compareResult struct {
-	Info, Naive, Minimal loadResult
+	Info, Naive, Minimal, Ceiling loadResult
 }
 
 func compareTrivial(ctx context.Context, infoURL string, load loader, p plan) (compareResult, error) {
 	var c compareResult
-	srv, naiveURL, minimalURL, err := startTrivial()
+	hdr, body, err := capture(ctx, infoURL)
+	if err != nil {
+		return c, err
+	}
+	srv, naiveURL, minimalURL, ceilingURL, err := startTrivial(hdr, body)
 	if err != nil {
 		return c, err
 	}
@@ -458,7 +462,7 @@ func compareTrivial(ctx context.Context, infoURL string, load loader, p plan) (c
 		for _, t := range []struct {
 			url string
 			dst *loadResult
-		}{{infoURL, &c.Info}, {naiveURL, &c.Naive}, {minimalURL, &c.Minimal}} {
+		}{{infoURL, &c.Info}, {naiveURL, &c.Naive}, {minimalURL, &c.Minimal}, {ceilingURL, &c.Ceiling}} {
 			if _, err := goLoad(ctx, t.url, p.lightConns, p.warm); err != nil {
 				return c, err
 			}
@@ -472,6 +476,24 @@ func compareTrivial(ctx context.Context, infoURL string, load loader, p plan) (c
 		}
 	}
 	return c, nil
+}
+
+// capture fetches url once and returns the answer's headers and body.
+func capture(ctx context.Context, url string) (http.Header, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return resp.Header, body, err
 }
 
 // toolVersion is the first line a tool prints about its version.

@@ -99,11 +99,15 @@ http {
 //     on every request with encoding/json from facts looked up each time
 //     (os.Executable, os.Getwd, /proc/self/statm for the RSS);
 //   - /minimal: a two-key map ({"pid", "platform"}) through encoding/json,
-//     the least a JSON handler can do.
-func startTrivial() (srv *http.Server, infoURL, minimalURL string, err error) {
+//     the least a JSON handler can do;
+//   - /same-bytes: lbserver's own answer (ceilHeader, ceilBody: its headers
+//     and body, captured once) written from constants, with no timeouts,
+//     metrics or connection tracking: the ceiling for any net/http handler
+//     that sends what lbserver sends.
+func startTrivial(ceilHeader http.Header, ceilBody []byte) (srv *http.Server, infoURL, minimalURL, ceilingURL string, err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, "", "", err
+		return nil, "", "", "", err
 	}
 	started := time.Now()
 	mux := http.NewServeMux()
@@ -129,10 +133,19 @@ func startTrivial() (srv *http.Server, infoURL, minimalURL string, err error) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{"pid": os.Getpid(), "platform": runtime.GOOS})
 	})
+	ceil := ceilHeader.Clone()
+	ceil.Del("Date") // net/http adds its own
+	mux.HandleFunc("GET /same-bytes", func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		for k, v := range ceil {
+			h[k] = v
+		}
+		_, _ = w.Write(ceilBody)
+	})
 	srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }() // ends with srv.Close
 	base := "http://" + ln.Addr().String()
-	return srv, base + "/api/info", base + "/minimal", nil
+	return srv, base + "/api/info", base + "/minimal", base + "/same-bytes", nil
 }
 
 // kernelResult is the randoms kernel measured in-process. Per-number costs
