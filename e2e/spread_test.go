@@ -2,6 +2,12 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -65,4 +71,70 @@ func TestReliabilitySpread(t *testing.T) {
 		})
 	}
 	t.Logf("spread report:\n%s", strings.Join(report, "\n"))
+}
+
+// TestClusterKeepsKeepAliveConnectionsEven: 20 keep-alive clients (one
+// connection each) on a 2-worker cluster end up 10 on each worker, as the
+// clients see it (X-Server-Pid of their last answer) and as the master's
+// lbserver_master_worker_connections gauge reports it; no request fails
+// on the way (a worker above its share closes a connection only after
+// answering on it).
+func TestClusterKeepsKeepAliveConnectionsEven(t *testing.T) {
+	mport := FreePort(t)
+	maddr := "http://127.0.0.1:" + strconv.Itoa(mport) + "/metrics"
+	p, base := startCluster(t, 2, "--master-metrics", "127.0.0.1:"+strconv.Itoa(mport))
+	const clients = 20
+	var cs []*http.Client
+	for range clients {
+		tr := &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1}
+		t.Cleanup(tr.CloseIdleConnections)
+		cs = append(cs, &http.Client{Transport: tr, Timeout: 10 * time.Second})
+	}
+	series := regexp.MustCompile(`(?m)^lbserver_master_worker_connections\{pid="(\d+)",worker="(\d+)"\} (\d+)$`)
+	// Each round sends one request per client. Connections are recycled
+	// only after 1000 requests, so within 20 rounds only the balancing can
+	// move a connection: without it the split stays the kernel's first
+	// draw (binomial: 10/10 only 18% of the time).
+	var byPid, gauge map[string]int
+	even := func() bool {
+		return len(byPid) == 2 && maps.Equal(byPid, gauge) && slices.Equal(slices.Sorted(maps.Values(byPid)), []int{clients / 2, clients / 2})
+	}
+	rounds := 0
+	for ; rounds < 20 && (rounds == 0 || !even()); rounds++ {
+		byPid = map[string]int{}
+		for i, c := range cs {
+			r, err := c.Get(base + "/api/info")
+			if err != nil {
+				t.Fatalf("round %d, client %d: %v", rounds, i, err)
+			}
+			_, _ = io.Copy(io.Discard, r.Body)
+			r.Body.Close()
+			if r.StatusCode != http.StatusOK {
+				t.Fatalf("round %d, client %d: status %d", rounds, i, r.StatusCode)
+			}
+			if !r.Close { // the client keeps this connection
+				byPid[r.Header.Get("X-Server-Pid")]++
+			}
+		}
+		// The gauge follows at once: a worker counts a connection it sheds
+		// as gone before it answers.
+		body, _ := relScrape(t, maddr)
+		gauge = map[string]int{}
+		for _, m := range series.FindAllStringSubmatch(body, -1) {
+			n, _ := strconv.Atoi(m[3])
+			gauge[m[1]] = n
+		}
+	}
+	if !even() {
+		t.Fatalf("after %d rounds: clients per worker (by X-Server-Pid) %v, master's gauge %v; want %d and %d on each",
+			rounds, byPid, gauge, clients/2, clients/2)
+	}
+	workers := ChildPids(p.Pid())
+	for pid := range byPid {
+		n, _ := strconv.Atoi(pid)
+		if !slices.Contains(workers, n) {
+			t.Errorf("pid %s answered but is not a worker of the master (workers %v)", pid, workers)
+		}
+	}
+	t.Logf("even after %d rounds of %d requests: clients per worker %v, master's gauge %v", rounds, clients, byPid, gauge)
 }

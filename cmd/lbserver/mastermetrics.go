@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -27,9 +28,27 @@ func masterMetricsHandler(m *supervisor.Master) http.Handler {
 			func() float64 { return float64(m.Stats().Live) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lbserver_master_slots_adopted", Help: "Slots whose worker is down, accepted for by another worker now."},
 			func() float64 { return float64(m.Stats().Adopted) }),
+		connsCollector{m: m},
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	// Every live worker's lbserver_* series too, labelled worker="<slot>"
 	// (workermetrics.go); a worker that does not answer is left out.
 	return promhttp.HandlerFor(prometheus.Gatherers{reg, workerGatherer{m: m}}, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// connsCollector reports each live worker's open connections, as counted in
+// the connection table the workers balance their keep-alive connections by.
+type connsCollector struct{ m *supervisor.Master }
+
+var connsDesc = prometheus.NewDesc("lbserver_master_worker_connections",
+	"Open client connections of each worker process, from the shared connection table.", []string{"worker", "pid"}, nil)
+
+func (c connsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- connsDesc }
+
+func (c connsCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, w := range c.m.Workers() {
+		if w.Conns >= 0 {
+			ch <- prometheus.MustNewConstMetric(connsDesc, prometheus.GaugeValue, float64(w.Conns), strconv.Itoa(w.Slot), strconv.Itoa(w.Pid))
+		}
+	}
 }

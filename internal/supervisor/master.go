@@ -63,6 +63,9 @@ type WorkerInfo struct {
 	Ready   bool   // it reported ready
 	Current bool   // it is its slot's current worker (false while it is replaced)
 	Private string // path of its private unix socket (its whole HTTP surface, for the master only); "" if none
+	// Conns is how many open connections it counts in the connection
+	// table (internal/connbalance); -1 when it has no entry.
+	Conns int64
 }
 
 // Master supervises the workers. Create it with Listen, then Run it.
@@ -294,7 +297,11 @@ func (m *Master) Workers() []WorkerInfo {
 	defer m.mu.Unlock()
 	out := make([]WorkerInfo, 0, len(m.children))
 	for c := range m.children {
-		out = append(out, WorkerInfo{Slot: c.slot.id, Pid: c.pid, Ready: c.isReady, Current: c.slot.cur == c, Private: c.private})
+		conns := int64(-1)
+		if c.entry >= 0 {
+			conns = m.conns.Count(c.entry)
+		}
+		out = append(out, WorkerInfo{Slot: c.slot.id, Pid: c.pid, Ready: c.isReady, Current: c.slot.cur == c, Private: c.private, Conns: conns})
 	}
 	slices.SortFunc(out, func(a, b WorkerInfo) int { return cmp.Or(cmp.Compare(a.Slot, b.Slot), cmp.Compare(a.Pid, b.Pid)) })
 	return out
