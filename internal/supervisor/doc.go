@@ -31,6 +31,15 @@
 // master only: the master's --master-metrics gathers every worker's
 // lbserver_* series there, labelled worker="<slot>".
 //
+// With more than one slot, each worker also gets the connection table
+// (LBSERVER_CONNTABLE_FD, a memfd the master made; LBSERVER_CONNTABLE_ENTRY
+// "i/n", its own entry): one page of shared memory where every worker keeps
+// its count of open connections, so that a worker holding more than its
+// share of the cluster's keep-alive connections closes one after answering
+// and its client reconnects (internal/connbalance). The master zeroes an
+// entry when its worker exits and reports the counts in --master-metrics
+// (lbserver_master_worker_connections).
+//
 // The master's copies of the sockets are plain (blocking-mode) files: O_NONBLOCK
 // belongs to the socket's open file description, shared by every process
 // that holds the socket, and os/exec's File.Fd on a non-blocking File would
