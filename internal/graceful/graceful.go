@@ -112,7 +112,7 @@ type Server struct {
 type conn struct {
 	state    atomic.Int32 // an http.ConnState
 	requests atomic.Int64 // requests read on it
-	leaving  atomic.Bool  // counted as gone by the Balancer (closing, or told to close)
+	leaving  atomic.Bool  // not (or no longer) counted by the Balancer: closing, told to close, or not a TCP client
 }
 
 // connKey keys a connection's *conn in its context.
@@ -193,7 +193,13 @@ func (s *Server) connContext(ctx context.Context, nc net.Conn) context.Context {
 	s.conns[nc] = c
 	s.mu.Unlock()
 	if s.opts.Balancer != nil {
-		s.opts.Balancer.Opened()
+		if _, tcp := nc.LocalAddr().(*net.TCPAddr); tcp {
+			s.opts.Balancer.Opened()
+		} else {
+			// A unix socket (the master's private one, for metrics) is not
+			// a client's connection: never counted, never shed.
+			c.leaving.Store(true)
+		}
 	}
 	return context.WithValue(ctx, connKey{}, c)
 }

@@ -238,3 +238,40 @@ func TestBalancerCountsEachConnectionOnce(t *testing.T) {
 		t.Errorf("balancer: %d opened, %d still counted, %d shed, %d left; want 3, 0, 1, 2", b.opened, b.open, b.shedCalls, b.leftCalls)
 	}
 }
+
+// Connections on a unix socket (the master's private one) are served but
+// not counted by the Balancer, and never shed.
+func TestBalancerIgnoresUnixSockets(t *testing.T) {
+	b := &fakeBalancer{shed: 100}
+	s := New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }),
+		Options{Balancer: b})
+	path := t.TempDir() + "/s.sock"
+	uln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := s.ServeListener(uln)
+	defer stop()
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", path)
+	}}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	for range 3 {
+		r, err := c.Get("http://private/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+		if r.Close {
+			t.Error("an answer on the unix socket asked to close the connection")
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.opened != 0 || b.shedCalls != 0 || b.leftCalls != 0 {
+		t.Errorf("balancer saw %d opened, %d shed, %d left on a unix socket; want none", b.opened, b.shedCalls, b.leftCalls)
+	}
+}
