@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -155,16 +156,7 @@ func TestMaxConnRequestsRecyclesConnections(t *testing.T) {
 	}}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-	var closes []bool
-	for range 7 {
-		r, err := c.Get("http://" + ln.Addr().String() + "/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, r.Body)
-		r.Body.Close()
-		closes = append(closes, r.Close)
-	}
+	closes := getCloses(t, c, "http://"+ln.Addr().String()+"/", 7)
 	want := []bool{false, false, true, false, false, true, false}
 	for i := range want {
 		if closes[i] != want[i] {
@@ -211,16 +203,7 @@ func TestBalancerCountsEachConnectionOnce(t *testing.T) {
 
 	tr := &http.Transport{}
 	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-	var closes []bool
-	for range 6 {
-		r, err := c.Get("http://" + ln.Addr().String() + "/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, r.Body)
-		r.Body.Close()
-		closes = append(closes, r.Close)
-	}
+	closes := getCloses(t, c, "http://"+ln.Addr().String()+"/", 6)
 	tr.CloseIdleConnections()
 	cancel()
 	if err := <-done; err != nil {
@@ -258,20 +241,29 @@ func TestBalancerIgnoresUnixSockets(t *testing.T) {
 	}}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-	for range 3 {
-		r, err := c.Get("http://private/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, r.Body)
-		r.Body.Close()
-		if r.Close {
-			t.Error("an answer on the unix socket asked to close the connection")
-		}
+	if closes := getCloses(t, c, "http://private/", 3); slices.Contains(closes, true) {
+		t.Errorf("answers on the unix socket asked to close the connection: %v", closes)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.opened != 0 || b.shedCalls != 0 || b.leftCalls != 0 {
 		t.Errorf("balancer saw %d opened, %d shed, %d left on a unix socket; want none", b.opened, b.shedCalls, b.leftCalls)
 	}
+}
+
+// getCloses GETs url n times with c and returns, for each answer, whether
+// it asked to close the connection.
+func getCloses(t *testing.T, c *http.Client, url string, n int) []bool {
+	t.Helper()
+	var closes []bool
+	for range n {
+		r, err := c.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+		closes = append(closes, r.Close)
+	}
+	return closes
 }
