@@ -1,15 +1,18 @@
 package connbalance
 
 import (
+	"os"
 	"sync"
 	"testing"
 )
 
 // twoMappings makes a table and maps it a second time from its file, as a
 // worker process does: writes through one mapping must show in the other.
-func twoMappings(t *testing.T, workers, entries int) (master, worker *Table) {
+// The first live entries are marked live, as the master does for ready
+// workers.
+func twoMappings(t *testing.T, live, entries int) (master, worker *Table) {
 	t.Helper()
-	master, f, err := Create(workers, entries)
+	master, f, err := Create(entries)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -19,13 +22,16 @@ func twoMappings(t *testing.T, workers, entries int) (master, worker *Table) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { worker.Close() })
+	for i := range live {
+		master.SetLive(i, true)
+	}
 	return master, worker
 }
 
 func TestCountsAreShared(t *testing.T) {
 	master, worker := twoMappings(t, 2, 4)
-	if got := worker.Workers(); got != 2 {
-		t.Fatalf("Workers() through the second mapping = %d, want 2", got)
+	if _, live := worker.Total(); live != 2 {
+		t.Fatalf("live entries through the second mapping = %d, want 2", live)
 	}
 	m, err := worker.Member(3)
 	if err != nil {
@@ -38,7 +44,7 @@ func TestCountsAreShared(t *testing.T) {
 	if got := master.Count(3); got != 4 {
 		t.Fatalf("master sees entry 3 = %d, want 4", got)
 	}
-	if got := master.Total(); got != 4 {
+	if got, _ := master.Total(); got != 4 {
 		t.Fatalf("Total() = %d, want 4", got)
 	}
 	master.Reset(3)
@@ -68,8 +74,8 @@ func TestTryShedKeepsAFairShare(t *testing.T) {
 	// reconnect), so the total falls with it: a sheds until it holds no
 	// more than ceil((a+27)/2), that is 28; the 9 clients then reconnect
 	// and the kernel spreads them again.
-	if shed != 9 || tb.Count(0) != 28 || tb.Total() != 55 {
-		t.Fatalf("shed %d, a holds %d of %d; want 9 shed, 28 of 55", shed, tb.Count(0), tb.Total())
+	if total, _ := tb.Total(); shed != 9 || tb.Count(0) != 28 || total != 55 {
+		t.Fatalf("shed %d, a holds %d of %d; want 9 shed, 28 of 55", shed, tb.Count(0), total)
 	}
 	// Even counts: nobody sheds, however often asked.
 	for range 100 {
@@ -104,14 +110,58 @@ func TestTryShedConcurrentCallersNeverOvershoot(t *testing.T) {
 	}
 }
 
+// While a slot's worker is down (not live), the worker that accepts for it
+// is the only live one and holds every connection: it must not shed them.
+func TestTryShedCountsOnlyLiveWorkers(t *testing.T) {
+	master, tb := twoMappings(t, 2, 4)
+	a, _ := tb.Member(0)
+	for range 10 {
+		a.Opened()
+	}
+	if !a.TryShed() {
+		t.Fatal("10 of 10 connections with 2 live workers: want a shed")
+	}
+	a.Opened()
+	master.SetLive(1, false)
+	if a.TryShed() {
+		t.Fatal("the only live worker was asked to shed")
+	}
+	// A killed worker's entry, reset by the master, counts for nothing.
+	b, _ := tb.Member(1)
+	for range 7 {
+		b.Opened()
+	}
+	master.Reset(1)
+	if got, live := tb.Total(); got != 10 || live != 1 {
+		t.Fatalf("after Reset: %d open, %d live; want 10, 1", got, live)
+	}
+}
+
 func TestBadSizes(t *testing.T) {
-	for _, c := range []struct{ workers, entries int }{{0, 4}, {2, 0}, {2, MaxEntries + 1}} {
-		if _, _, err := Create(c.workers, c.entries); err == nil {
-			t.Errorf("Create(%d, %d): no error", c.workers, c.entries)
+	for _, n := range []int{0, -1, MaxEntries + 1} {
+		if _, _, err := Create(n); err == nil {
+			t.Errorf("Create(%d): no error", n)
 		}
 	}
 	_, tb := twoMappings(t, 1, 2)
 	if _, err := tb.Member(2); err == nil {
 		t.Error("Member(2) of a 2-entry table: no error")
+	}
+}
+
+// A file that is not a table (here a zeroed file of a table's size) is
+// refused.
+func TestOpenRefusesOtherFiles(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	if tb, err := Open(f, 4); err == nil {
+		tb.Close()
+		t.Fatal("Open of a zeroed file: no error")
 	}
 }

@@ -170,7 +170,7 @@ func Listen(opts Options) (*Master, error) {
 		// twice over: a worker that finds no free entry only loses the
 		// balancing of keep-alive connections, not its service.
 		entries := min(connbalance.MaxEntries, 4*opts.Workers)
-		if m.conns, m.connsFile, err = connbalance.Create(opts.Workers, entries); err != nil {
+		if m.conns, m.connsFile, err = connbalance.Create(entries); err != nil {
 			m.log.Warn("no connection table: keep-alive connections are spread by recycling only", "err", err)
 		} else {
 			m.entryUsed = make([]bool, entries)
@@ -436,6 +436,9 @@ func (m *Master) spawnLocked(s *slot) (*child, error) {
 			m.mu.Lock()
 			c.isReady = true
 			s.served = true
+			if !c.retiring && !c.gone {
+				m.setLiveLocked(c, true) // it now counts in the workers' fair share
+			}
 			m.rebalanceLocked()
 			m.mu.Unlock()
 			close(c.ready)
@@ -508,11 +511,19 @@ func (m *Master) takeEntryLocked() int {
 // (or never started), so that its count of connections does not linger.
 // m.mu must be held.
 func (m *Master) releaseEntryLocked(i int) {
-	if i < 0 {
+	if i < 0 || m.conns == nil {
 		return
 	}
 	m.conns.Reset(i)
 	m.entryUsed[i] = false
+}
+
+// setLiveLocked marks c's entry of the connection table live or not.
+// m.mu must be held.
+func (m *Master) setLiveLocked(c *child, live bool) {
+	if c.entry >= 0 && m.conns != nil {
+		m.conns.SetLive(c.entry, live)
+	}
 }
 
 // adoptable reports whether workers are given every slot's socket, to
@@ -659,7 +670,8 @@ func (m *Master) rollingReload(ctx context.Context) {
 		prev := s.cur
 		s.cur = nc
 		if prev != nil {
-			prev.retiring = true // its adoptions move to a worker that stays
+			prev.retiring = true         // its adoptions move to a worker that stays
+			m.setLiveLocked(prev, false) // draining: no longer in the fair share
 		}
 		m.rebalanceLocked()
 		m.mu.Unlock()
