@@ -100,7 +100,7 @@ type Server struct {
 	srv      *http.Server
 	draining atomic.Bool
 
-	mu      sync.Mutex // guards conns, extra, and the draining flag's transition
+	mu      sync.Mutex // guards conns (and each conn's state), extra, and the draining flag's transition
 	conns   map[net.Conn]*conn
 	extra   map[net.Listener]struct{} // listeners added by ServeListener, not yet stopped
 	extraWG sync.WaitGroup            // one per ServeListener's Serve goroutine
@@ -110,9 +110,9 @@ type Server struct {
 // ConnContext (before net/http reports StateNew) and reaches the handler
 // through the request's context, so a request needs no lock to find it.
 type conn struct {
-	state    atomic.Int32 // an http.ConnState
-	requests atomic.Int64 // requests read on it
-	leaving  atomic.Bool  // not (or no longer) counted by the Balancer: closing, told to close, or not a TCP client
+	state    http.ConnState // guarded by Server.mu
+	requests atomic.Int64   // requests read on it
+	leaving  atomic.Bool    // not (or no longer) counted by the Balancer: closing, told to close, or not a TCP client
 }
 
 // connKey keys a connection's *conn in its context.
@@ -160,13 +160,13 @@ func (s *Server) ServeListener(ln net.Listener) (stop func()) {
 func (s *Server) Draining() bool { return s.draining.Load() }
 
 func (s *Server) wrap(h http.Handler) http.Handler {
-	max := int64(s.opts.MaxConnRequests)
+	maxReqs := int64(s.opts.MaxConnRequests)
 	bal := s.opts.Balancer
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		closeConn := s.draining.Load()
 		if c, ok := r.Context().Value(connKey{}).(*conn); ok {
 			n := c.requests.Add(1)
-			closeConn = closeConn || max > 0 && n >= max
+			closeConn = closeConn || maxReqs > 0 && n >= maxReqs
 			if bal != nil && !c.leaving.Load() {
 				switch {
 				case closeConn:
@@ -187,8 +187,7 @@ func (s *Server) wrap(h http.Handler) http.Handler {
 
 // connContext registers a connection net/http has just accepted.
 func (s *Server) connContext(ctx context.Context, nc net.Conn) context.Context {
-	c := new(conn)
-	c.state.Store(int32(http.StateNew))
+	c := &conn{state: http.StateNew}
 	s.mu.Lock()
 	s.conns[nc] = c
 	s.mu.Unlock()
@@ -204,25 +203,22 @@ func (s *Server) connContext(ctx context.Context, nc net.Conn) context.Context {
 	return context.WithValue(ctx, connKey{}, c)
 }
 
-// track follows connection states. Only the end of a connection takes the
-// lock; a request's active/idle transitions are one atomic store.
+// track follows connection states, and tells the Balancer when a
+// connection it counts has closed.
 func (s *Server) track(nc net.Conn, st http.ConnState) {
-	switch st {
-	case http.StateClosed, http.StateHijacked:
-		s.mu.Lock()
-		c := s.conns[nc]
+	s.mu.Lock()
+	c := s.conns[nc]
+	gone := st == http.StateClosed || st == http.StateHijacked
+	switch {
+	case c == nil:
+	case gone:
 		delete(s.conns, nc)
-		s.mu.Unlock()
-		if c != nil && s.opts.Balancer != nil && !c.leaving.Swap(true) {
-			s.opts.Balancer.Left()
-		}
 	default:
-		s.mu.Lock()
-		c := s.conns[nc]
-		s.mu.Unlock()
-		if c != nil {
-			c.state.Store(int32(st))
-		}
+		c.state = st
+	}
+	s.mu.Unlock()
+	if gone && c != nil && s.opts.Balancer != nil && !c.leaving.Swap(true) {
+		s.opts.Balancer.Left()
 	}
 }
 
@@ -231,7 +227,7 @@ func (s *Server) counts() (busy, idle int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range s.conns {
-		if http.ConnState(c.state.Load()) == http.StateIdle {
+		if c.state == http.StateIdle {
 			idle++
 		} else {
 			busy++
