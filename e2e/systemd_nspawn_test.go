@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -437,4 +438,70 @@ func TestSystemdNspawnSocketRestart(t *testing.T) {
 		t.Errorf("%d clean exits in the journal, want %d and no failure:\n%s", n, restarts, j)
 	}
 	t.Logf("whole test took %v", time.Since(began).Round(time.Millisecond))
+}
+
+// TestSystemdNspawnCluster runs lbserver-cluster.service, with its
+// hardening, under a real systemd: every worker serves, the master works with
+// its workers over unix sockets without a warning (RestrictAddressFamilies
+// allows AF_UNIX), `systemctl reload` replaces every worker, `systemctl stop`
+// exits 0. The unit is still Type=exec (the master's READY=1 comes with the
+// cluster integration), so the test waits for the workers by polling.
+func TestSystemdNspawnCluster(t *testing.T) {
+	began := time.Now()
+	c := sdBoot(t)
+	c.install()
+	const unit = "lbserver-cluster.service"
+	c.must("start", unit)
+	workers := runtime.NumCPU() // the unit runs one worker per CPU; the container sees the host's
+	master := c.show(unit, "MainPID")
+	serving := func(want int) map[int]bool {
+		seen := map[int]bool{}
+		Eventually(t, 30*time.Second, fmt.Sprintf("%d workers answering /api/info", want), func() bool {
+			in, err := c.info(8081)
+			if err == nil && strconv.Itoa(in.Pid) != master {
+				seen[in.Pid] = true
+			}
+			return len(seen) == want
+		})
+		return seen
+	}
+	before := serving(workers)
+
+	start := time.Now()
+	c.must("reload", unit)
+	Eventually(t, 60*time.Second, "every worker replaced after systemctl reload", func() bool {
+		pids := c.hostPids(unit)
+		return len(pids) == workers+1 && !slices.ContainsFunc(pids, func(p int) bool { return before[sdNsPid(p)] })
+	})
+	after := serving(workers)
+	t.Logf("systemctl reload: %d workers %v replaced by %v in %v", workers, slices.Sorted(maps.Keys(before)), slices.Sorted(maps.Keys(after)), time.Since(start).Round(time.Millisecond))
+
+	c.must("stop", unit)
+	j := c.journal(unit)
+	if !strings.Contains(j, unit+": Deactivated successfully.") || strings.Contains(j, "Failed with result") {
+		t.Errorf("systemctl stop did not end cleanly:\n%s", j)
+	}
+	for _, bad := range []string{"level=WARN", "level=ERROR"} {
+		if strings.Contains(j, bad) {
+			t.Errorf("the journal has %s lines (the sandbox denies the master something?):\n%s", bad, j)
+		}
+	}
+	t.Logf("whole test took %v", time.Since(began).Round(time.Millisecond))
+}
+
+// sdNsPid is the pid of host process p inside its own pid namespace (the
+// last NSpid field of /proc/p/status), or 0.
+func sdNsPid(p int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			f := strings.Fields(rest)
+			n, _ := strconv.Atoi(f[len(f)-1])
+			return n
+		}
+	}
+	return 0
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A small Debian root that systemd-nspawn boots, so the e2e tests run the
 # shipped units under a real systemd (e2e/systemd_nspawn_test.go). Built once
-# with debootstrap (about 45 s and 240 MB) outside the repository and reused:
+# with debootstrap (about 50 s and 240 MB) outside the repository and reused.
+# procps: /bin/kill, which a real Debian server has and minbase lacks
+# (ExecReload=/bin/kill -HUP $MAINPID). Where:
 #   ${LBSERVER_NSPAWN_ROOT:-/var/cache/lbserver/nspawn-root}
 # The root is built in a temporary folder next to it and renamed into place
 # only when complete; its stamp file names the recipe, so a changed recipe
@@ -34,7 +36,7 @@ apt_need_norec systemd systemd-socket-activate
 
 root=${LBSERVER_NSPAWN_ROOT:-/var/cache/lbserver/nspawn-root}
 suite=bookworm
-include=systemd,systemd-sysv,dbus
+include=systemd,systemd-sysv,dbus,procps
 recipe="debootstrap --variant=minbase --include=$include $suite"
 stamp="$root/.lbserver-root"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$recipe" ]; then
@@ -52,7 +54,7 @@ parent=$(dirname "$root")
 mkdir -p "$parent"
 tmp=$(mktemp -d "$parent/.nspawn-root.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-echo "deps: building the systemd-nspawn root $root ($recipe, $mirror); about 45 s" >&2
+echo "deps: building the systemd-nspawn root $root ($recipe, $mirror); about 50 s" >&2
 debootstrap --variant=minbase --include="$include" "$suite" "$tmp" "$mirror" >"$tmp.log" 2>&1 || {
   tail -n 20 "$tmp.log" >&2
   rm -f "$tmp.log"
@@ -61,11 +63,11 @@ debootstrap --variant=minbase --include="$include" "$suite" "$tmp" "$mirror" >"$
 rm -f "$tmp.log"
 echo "$recipe" >"$tmp/.lbserver-root"
 # Replace an old root (other recipe) only after the new one is complete.
+# mv -T: never move the new root inside one another run has just put there.
 if [ -e "$root" ]; then
-  mv "$root" "$tmp.old"
-  mv "$tmp" "$root"
-  rm -rf "$tmp.old"
-else
-  mv "$tmp" "$root"
+  mv -T "$root" "$tmp.old"
 fi
-trap - EXIT
+if ! mv -T "$tmp" "$root"; then
+  [ "$(cat "$stamp" 2>/dev/null)" = "$recipe" ] || exit 1 # another run finished first: fine
+fi
+rm -rf "$tmp.old"
