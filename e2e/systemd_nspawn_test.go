@@ -250,6 +250,11 @@ func (c *sdContainer) install() {
 			c.tb.Fatal(err)
 		}
 	}
+	c.tb.Cleanup(func() { // before the halt: the container is still there
+		if c.tb.Failed() {
+			c.tb.Logf("the container's journal:\n%s", c.journal(""))
+		}
+	})
 	copyTo(binPath, unitBin, 0o755)
 	units, _ := filepath.Glob(filepath.Join(repoRoot(), "deploy", "systemd", "*"))
 	for _, u := range units {
@@ -504,4 +509,55 @@ func sdNsPid(p int) int {
 		}
 	}
 	return 0
+}
+
+// TestSystemdNspawnForkWatchdog: with WatchdogSec=1s added by a drop-in (the
+// units ship without it), lbserver's pings keep the service alive for well
+// over a second; a stopped (SIGSTOP) lbserver misses them, and systemd kills
+// it and, Restart=on-failure, starts a new one that serves.
+func TestSystemdNspawnForkWatchdog(t *testing.T) {
+	c := sdBoot(t)
+	c.install()
+	const unit = "lbserver@8082.service"
+	dropin := fmt.Sprintf("/proc/%d/root/etc/systemd/system/%s.d", c.leader, unit)
+	if err := os.MkdirAll(dropin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dropin+"/watchdog.conf", []byte("[Service]\nWatchdogSec=1s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.must("daemon-reload")
+	c.must("start", unit)
+	pid := c.show(unit, "MainPID")
+
+	// Pings reach systemd: its watchdog timestamp moves on, 4 times (2 s at
+	// one ping per 500 ms, twice WatchdogSec), and the service stays.
+	seen := map[string]bool{}
+	Eventually(t, 10*time.Second, "4 watchdog pings", func() bool {
+		seen[c.show(unit, "WatchdogTimestampMonotonic")] = true
+		return len(seen) > 4
+	})
+	if got := c.show(unit, "MainPID"); got != pid || strings.Contains(c.journal(unit), "Watchdog timeout") {
+		t.Fatalf("MainPID %s (was %s) or a watchdog timeout while lbserver pinged:\n%s", got, pid, c.journal(unit))
+	}
+
+	// A stuck lbserver: no pings, systemd kills it and starts another.
+	pids := c.hostPids(unit)
+	if len(pids) != 1 {
+		t.Fatalf("processes in %s: %v, want 1", unit, pids)
+	}
+	if err := syscall.Kill(pids[0], syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 20*time.Second, "systemd's watchdog timeout", func() bool {
+		return strings.Contains(c.journal(unit), "Watchdog timeout")
+	})
+	Eventually(t, 30*time.Second, "a new lbserver started by Restart=on-failure", func() bool {
+		now := c.show(unit, "MainPID")
+		return now != "0" && now != pid && c.show(unit, "ActiveState") == "active"
+	})
+	if in, err := c.info(8082); err != nil || strconv.Itoa(in.Pid) != c.show(unit, "MainPID") {
+		t.Errorf("after the restart: /api/info %+v %v, want the new main pid", in, err)
+	}
+	t.Logf("journal:\n%s", c.journal(unit))
 }
