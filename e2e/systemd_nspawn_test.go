@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -457,7 +458,12 @@ func TestSystemdNspawnCluster(t *testing.T) {
 	c.install()
 	const unit = "lbserver-cluster.service"
 	c.must("start", unit)
-	workers := runtime.NumCPU() // the unit runs one worker per CPU; the container sees the host's
+	// The unit runs one worker per CPU: how many, ExecStartPre's --check printed.
+	m := regexp.MustCompile(`configuration ok: mode=CLUSTER .*workers=(\d+)`).FindStringSubmatch(c.journal(unit))
+	if m == nil {
+		t.Fatalf("no worker count in the journal:\n%s", c.journal(unit))
+	}
+	workers, _ := strconv.Atoi(m[1])
 	master := c.show(unit, "MainPID")
 	serving := func(want int) map[int]bool {
 		seen := map[int]bool{}
