@@ -419,6 +419,9 @@ func TestSystemdNspawnSocketRestart(t *testing.T) {
 	if j := c.journal(unit); !strings.Contains(j, "socket activation: serving on the socket systemd passed") {
 		t.Errorf("journal does not show lbserver serving on the passed socket:\n%s", j)
 	}
+	if st, _ := c.systemctl("status", unit); !strings.Contains(st, `Status: "serving on 127.0.0.1:8082 (socket from systemd), pid `) {
+		t.Errorf("systemctl status does not say lbserver serves on systemd's socket:\n%s", st)
+	}
 
 	load := relStartLoad(t, relLoadOpts{URL: "http://127.0.0.1:8082/api/info", PerRequest: 16, MaxTime: 2 * time.Minute, Dial: c.dial})
 	const restarts = 3
