@@ -381,9 +381,25 @@ func TestSystemdNspawnFork(t *testing.T) {
 	}
 	t.Logf("sandbox: write outside the allowed paths: %s", strings.TrimSpace(string(ro)))
 
+	// A heavy request (~0.6 s) in flight when the stop begins is answered.
+	heavy := make(chan error, 1)
+	go func() {
+		r, err := Do(c.client(), "http://127.0.0.1:8082/api/randoms?cant=1000000000")
+		if err == nil && r.Status != http.StatusOK {
+			err = fmt.Errorf("status %d", r.Status)
+		}
+		heavy <- err
+	}()
+	Eventually(t, 15*time.Second, "the heavy request computing", func() bool {
+		r, err := Do(c.client(), "http://127.0.0.1:8082/metrics")
+		return err == nil && relMetric(string(r.Body), "lbserver_compute_slots_busy") >= 1
+	})
 	stop := time.Now()
 	c.must("stop", unit)
-	t.Logf("systemctl stop took %v", time.Since(stop).Round(time.Millisecond))
+	t.Logf("systemctl stop with a heavy request in flight took %v", time.Since(stop).Round(time.Millisecond))
+	if err := <-heavy; err != nil {
+		t.Errorf("the request in flight during systemctl stop: %v, want 200", err)
+	}
 	// The instance is garbage-collected once inactive (systemctl show then
 	// describes a fresh unit), so its exit is read from the journal: systemd
 	// logs "Deactivated successfully" for a clean exit and "Failed with
