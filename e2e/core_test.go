@@ -278,8 +278,10 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"--port", "70000"}, 2, "1 to 65535"},
 		{[]string{"--nope"}, 2, "not defined"},
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	for _, tt := range tests {
-		out, err := exec.Command(binPath, tt.args...).CombinedOutput()
+		out, err := exec.CommandContext(ctx, binPath, tt.args...).CombinedOutput()
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != tt.code {
 			t.Errorf("%q: got %v, want exit status %d", tt.args, err, tt.code)
@@ -289,7 +291,7 @@ func TestBadCommandLines(t *testing.T) {
 			t.Errorf("%q: got output %q, want one line with %q", tt.args, out, tt.want)
 		}
 	}
-	out, err := exec.Command(binPath, "--port", "8081", "--mode", "cluster", "--check").CombinedOutput()
+	out, err := exec.CommandContext(ctx, binPath, "--port", "8081", "--mode", "cluster", "--check").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "configuration ok") {
 		t.Errorf("--check: got %v %q, want exit 0 and 'configuration ok'", err, out)
 	}

@@ -260,12 +260,11 @@ func relWaitState(tb testing.TB, pid int, state byte) {
 }
 
 // relKillBound is how many requests one worker SIGKILL under the 32-client
-// load may cut. Each client has one request in flight and the worker holds
-// about half of them (8 of the 16 keep-alive connections, by the connection
-// table, and the connection-per-request clients it happens to be serving);
-// docs/RELIABILITY.md reports 1-3 per kill, 4-15 over 5 kills. The bound is
-// twice the worst per-kill figure seen.
-const relKillBound = 6
+// load may cut: the requests in flight on that worker. Each client has one
+// request in flight; the worker holds 8 of the 16 keep-alive connections
+// (the connection table keeps them even) and about half of the 16
+// connection-per-request clients, so 16 (docs/RELIABILITY.md).
+const relKillBound = 16
 
 // TestReliabilityKillWorkerUnderLoad: SIGKILL of a worker under 32 clients
 // refuses no connection and fails only requests that worker was running: a
@@ -292,7 +291,7 @@ func TestReliabilityKillWorkerUnderLoad(t *testing.T) {
 	}
 	res := load.Stop()
 	t.Logf("%d worker SIGKILLs under 32 connections: %s", kills, res)
-	relAssertKillOnly(t, res, kills*relKillBound, killed)
+	relAssertKillOnly(t, res, relKillBound, killed)
 }
 
 // TestReliabilityCrashLoop: a broken executable aborts a rolling reload
@@ -377,35 +376,41 @@ func TestReliabilityCrashLoop(t *testing.T) {
 // next reads).
 const relKillWindow = 2 * time.Second
 
-// relAssertKillOnly allows up to limit failures, every one of them a request
-// cut by a killed worker: a reset or EOF (never a refused connection, a
-// timeout, an error status or anything else) seen within relKillWindow
-// after one of the kills. Every failure is classified, not only the first
-// few. It also fails a load that did not run.
-func relAssertKillOnly(tb testing.TB, res relResult, limit int64, kills []time.Time) {
+// relAssertKillOnly allows up to perKill failures for each kill, every one
+// of them a request cut by that kill: a reset or EOF (never a refused
+// connection, a timeout, an error status or anything else) seen within
+// relKillWindow after it. Every failure is classified, not only the first
+// few. It also fails a load that did not run, and logs the cuts per kill.
+func relAssertKillOnly(tb testing.TB, res relResult, perKill int, kills []time.Time) {
 	tb.Helper()
 	if res.Refused != 0 {
 		tb.Errorf("refused connections = %d, want 0", res.Refused)
 	}
-	if res.Failed > limit {
-		tb.Errorf("failed requests = %d, want at most %d (the requests in flight on the killed workers); first errors: %q", res.Failed, limit, res.Errors)
-	}
 	if int64(len(res.Failures)) != res.Failed {
 		tb.Errorf("%d failures classified of %d", len(res.Failures), res.Failed)
 	}
+	cuts := make([]int, len(kills))
 	for _, f := range res.Failures {
 		if f.Kind != "cut" {
 			tb.Errorf("a failure of kind %q at %s: only requests cut by a kill may fail (first errors: %q)", f.Kind, f.At.Format("15:04:05.000"), res.Errors)
 			continue
 		}
-		near := false
-		for _, k := range kills {
+		by := -1 // the latest kill before the failure
+		for i, k := range kills {
 			if d := f.At.Sub(k); d >= 0 && d <= relKillWindow {
-				near = true
+				by = i
 			}
 		}
-		if !near {
+		if by < 0 {
 			tb.Errorf("a request cut at %s, not within %s after a kill (kills at %v): only the kills may cut requests", f.At.Format("15:04:05.000"), relKillWindow, relTimes(kills))
+			continue
+		}
+		cuts[by]++
+	}
+	tb.Logf("requests cut per kill: %v", cuts)
+	for i, n := range cuts {
+		if n > perKill {
+			tb.Errorf("kill %d cut %d requests, want at most %d (the requests in flight on the killed worker); first errors: %q", i+1, n, perKill, res.Errors)
 		}
 	}
 	if res.OK < 100 {
@@ -720,14 +725,14 @@ func relRestartDelays(tb testing.TB, log string, id int) []time.Duration {
 }
 
 // relRequireRoot skips a test that needs root (namespaces: unshare -n for the
-// fixed ports, unshare -p for PID 1) when not root, and fails it under
-// CI=true, where the tests run as root.
+// fixed ports, unshare -p for PID 1) when not root, and fails it under CI
+// (inCI), where the tests run as root.
 func relRequireRoot(tb testing.TB) {
 	tb.Helper()
 	if os.Geteuid() == 0 {
 		return
 	}
-	if os.Getenv("CI") == "true" {
+	if inCI() {
 		tb.Fatal("this test needs root (namespaces); CI runs as root")
 	}
 	tb.Skip("this test needs root (namespaces)")
