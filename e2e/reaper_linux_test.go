@@ -20,13 +20,15 @@ package e2e
 // thread that never exits (the signal is tied to the thread that forked, not
 // to the process). What those children started (a CLUSTER master's
 // workers, an unshare's namespace) then ends by its own design: workers see
-// their lifeline close, `unshare --kill-child` kills its child.
+// their lifeline close, `unshare --kill-child` kills its child. The build
+// folder of a SIGKILLed outer copy is removed by the next run.
 
 import (
 	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -61,11 +63,34 @@ func superviseRun() (code int, ok bool) {
 	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, prSetPdeathsig, uintptr(syscall.SIGTERM), 0)
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	// With the go command gone, stdout is a broken pipe: a write must fail,
+	// not kill this process before it has cleaned up (Go dies of SIGPIPE on
+	// fds 1 and 2 unless the signal is handled). Handled, not ignored: an
+	// ignored signal would stay ignored in the processes started below.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	if os.Getppid() != parent { // the go command died before the prctl
 		return 1, true
 	}
+	// The binary under test is built here, so that its folder is removed
+	// however the inner copy ends.
+	env := append(os.Environ(), reaperEnv+"=1")
+	if os.Getenv("LBSERVER_BIN") == "" {
+		removeStaleBuilds()
+		dir, err := os.MkdirTemp("", fmt.Sprintf("lbserver-e2e-%d-", os.Getpid()))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1, true
+		}
+		defer os.RemoveAll(dir)
+		bin := dir + "/lbserver"
+		if err := buildBinary(bin); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1, true
+		}
+		env = append(env, "LBSERVER_BIN="+bin)
+	}
 	cmd := exec.Command(os.Args[0], os.Args[1:]...)
-	cmd.Env = append(os.Environ(), reaperEnv+"=1")
+	cmd.Env = env
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -109,6 +134,21 @@ func superviseRun() (code int, ok bool) {
 		}
 	}
 	return code, true
+}
+
+// removeStaleBuilds removes the build folders of earlier runs whose outer
+// copy is gone (a SIGKILLed run cannot remove its own).
+func removeStaleBuilds() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "lbserver-e2e-*-*"))
+	for _, d := range dirs {
+		f := strings.Split(filepath.Base(d), "-")
+		if len(f) != 4 {
+			continue
+		}
+		if pid, err := strconv.Atoi(f[2]); err == nil && pid > 0 && syscall.Kill(pid, 0) == syscall.ESRCH {
+			_ = os.RemoveAll(d)
+		}
+	}
 }
 
 // reapAll gives the processes below this one two seconds to exit by
