@@ -398,9 +398,10 @@ func relAssertKillOnly(tb testing.TB, res relResult, perKill, total int, kills [
 		tb.Errorf("%d failures classified of %d", len(res.Failures), res.Failed)
 	}
 	cuts := make([]int, len(kills))
+	var wrong []string // failures a kill does not explain
 	for _, f := range res.Failures {
 		if f.Kind != "cut" {
-			tb.Errorf("a failure of kind %q at %s: only requests cut by a kill may fail (first errors: %q)", f.Kind, f.At.Format("15:04:05.000"), res.Errors)
+			wrong = append(wrong, f.Kind+" at "+f.At.Format("15:04:05.000"))
 			continue
 		}
 		by := -1 // the latest kill before the failure
@@ -410,10 +411,14 @@ func relAssertKillOnly(tb testing.TB, res relResult, perKill, total int, kills [
 			}
 		}
 		if by < 0 {
-			tb.Errorf("a request cut at %s, not within %s after a kill (kills at %v): only the kills may cut requests", f.At.Format("15:04:05.000"), relKillWindow, relTimes(kills))
+			wrong = append(wrong, "cut at "+f.At.Format("15:04:05.000")+", not within "+relKillWindow.String()+" after a kill")
 			continue
 		}
 		cuts[by]++
+	}
+	if len(wrong) > 0 {
+		tb.Errorf("%d failures not caused by a kill (kills at %v): %s; only requests cut by a kill may fail, never by a timeout, an error status or anything else; first errors: %q",
+			len(wrong), relTimes(kills), strings.Join(wrong[:min(len(wrong), 5)], ", "), res.Errors[:min(len(res.Errors), 3)])
 	}
 	tb.Logf("requests cut per kill: %v", cuts)
 	for i, n := range cuts {
