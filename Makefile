@@ -23,10 +23,16 @@ run: build
 deps:
 	scripts/deps.sh
 
-## test: set up what is missing, then gofmt, go vet, every test with -race, and a brief fuzz run
+## test: set up what is missing, gofmt, go vet, the unit tests (-race), then the e2e tests alone
+##       (-race; nothing CPU-heavy beside them), a brief fuzz run, and one line counting skipped tests
 test: deps fmt-check vet
-	$(GO) test -race -count=1 -timeout 40m $(TESTFLAGS) ./...
-	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
+	@mkdir -p run && rm -f run/skipped.txt run/test-failed && $(GO) build -o run/testsummary ./cmd/testsummary
+	@set -o pipefail; $(GO) test -json -race -count=1 -timeout 20m $(TESTFLAGS) $$($(GO) list ./... | grep -v /e2e) \
+		| run/testsummary -record run/skipped.txt || touch run/test-failed
+	@set -o pipefail; $(GO) test -json -race -count=1 -timeout 40m $(TESTFLAGS) ./e2e/ \
+		| run/testsummary -record run/skipped.txt || touch run/test-failed
+	@[ -e run/test-failed ] || $(MAKE) --no-print-directory fuzz FUZZTIME=5s || touch run/test-failed
+	@run/testsummary -report run/skipped.txt; [ ! -e run/test-failed ]
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

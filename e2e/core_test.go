@@ -97,6 +97,33 @@ func TestClusterMasterAndWorkers(t *testing.T) {
 	}
 }
 
+// TestClusterDefaultWorkersIsNproc: CLUSTER without --workers runs one
+// worker per CPU this process may use, as `nproc` (sched_getaffinity)
+// counts them from outside the binary; /api/info reports the same count.
+func TestClusterDefaultWorkersIsNproc(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, requireTool(t, "nproc")).Output()
+	if err != nil {
+		t.Fatalf("nproc: %v", err)
+	}
+	want, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil || want < 1 {
+		t.Fatalf("nproc printed %q", out)
+	}
+	port := FreePort(t)
+	p := StartLB(t, "--port", strconv.Itoa(port), "--host", "127.0.0.1", "--mode", "CLUSTER")
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	WaitHTTP(t, p, base+"/healthz", 20*time.Second)
+	relWaitLog(t, p, "worker ready", want, 20*time.Second)
+	if got := len(ChildPids(p.Pid())); got != want {
+		t.Errorf("CLUSTER without --workers runs %d workers, want %d (nproc)", got, want)
+	}
+	if got := getInfo(t, base).CPUs; got != want {
+		t.Errorf("/api/info cpus = %d, want %d (nproc)", got, want)
+	}
+}
+
 func TestClusterKilledWorkerIsReplaced(t *testing.T) {
 	p, base := startCluster(t, 2)
 	kids := ChildPids(p.Pid())
@@ -202,18 +229,21 @@ func TestSIGHUPReplacesEveryWorkerWithoutFailures(t *testing.T) {
 
 func TestInfoAnswersWhileHeavyRequestRuns(t *testing.T) {
 	port := FreePort(t)
-	p := StartLB(t, "--port", strconv.Itoa(port), "--host", "127.0.0.1")
+	p := StartLB(t, "--port", strconv.Itoa(port), "--host", "127.0.0.1", "--max-cant", relMaxCant)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	WaitHTTP(t, p, base+"/healthz", 10*time.Second)
 	busy := func() bool {
 		r, err := Get(base + "/metrics")
 		return err == nil && strings.Contains(string(r.Body), "\nlbserver_compute_slots_busy 1\n")
 	}
-	// Three maximal requests queue behind one compute slot: seconds of CPU.
+	// Three requests of relHeavyFor each (sized from a measured rate) queue
+	// behind one compute slot: an /info that waited for one would take
+	// seconds, far beyond the bound below.
+	heavy := relHeavyURL(t, base, relHeavyFor)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for range 3 {
-		wg.Go(func() { _, _ = Get(base + "/api/randoms?cant=1000000000") })
+		wg.Go(func() { _, _ = Get(heavy) })
 	}
 	Eventually(t, 10*time.Second, "a heavy request computing", busy)
 	// Promptly: a heavy request takes seconds, so an /info that waited for
@@ -248,8 +278,10 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"--port", "70000"}, 2, "1 to 65535"},
 		{[]string{"--nope"}, 2, "not defined"},
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	for _, tt := range tests {
-		out, err := exec.Command(binPath, tt.args...).CombinedOutput()
+		out, err := exec.CommandContext(ctx, binPath, tt.args...).CombinedOutput()
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != tt.code {
 			t.Errorf("%q: got %v, want exit status %d", tt.args, err, tt.code)
@@ -259,7 +291,7 @@ func TestBadCommandLines(t *testing.T) {
 			t.Errorf("%q: got output %q, want one line with %q", tt.args, out, tt.want)
 		}
 	}
-	out, err := exec.Command(binPath, "--port", "8081", "--mode", "cluster", "--check").CombinedOutput()
+	out, err := exec.CommandContext(ctx, binPath, "--port", "8081", "--mode", "cluster", "--check").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "configuration ok") {
 		t.Errorf("--check: got %v %q, want exit 0 and 'configuration ok'", err, out)
 	}
@@ -294,9 +326,17 @@ func TestHeavyRequestStopsWhenClientLeaves(t *testing.T) {
 	p := StartLB(t, "--port", strconv.Itoa(port), "--host", "127.0.0.1", "--max-cant", "1000000000000")
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	WaitHTTP(t, p, base+"/healthz", 10*time.Second)
-	busy := func() bool {
+	// busy is the compute gauge as the server reports it; a scrape that
+	// fails is an error, never "not busy".
+	busy := func() (float64, error) {
 		r, err := Get(base + "/metrics")
-		return err == nil && strings.Contains(string(r.Body), "\nlbserver_compute_slots_busy 1\n")
+		if err != nil {
+			return 0, err
+		}
+		if v := relMetric(string(r.Body), "lbserver_compute_slots_busy"); v >= 0 {
+			return v, nil
+		}
+		return 0, fmt.Errorf("no lbserver_compute_slots_busy in /metrics (status %d)", r.Status)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -307,8 +347,25 @@ func TestHeavyRequestStopsWhenClientLeaves(t *testing.T) {
 			r.Body.Close()
 		}
 	}()
-	Eventually(t, 10*time.Second, "the heavy request computing", busy)
+	Eventually(t, 10*time.Second, "the heavy request computing", func() bool { v, err := busy(); return err == nil && v == 1 })
 	cancel()
 	<-done
-	Eventually(t, 10*time.Second, "the computation to stop after the client left", func() bool { return !busy() })
+	var last error
+	Eventually(t, 10*time.Second, "the computation to stop after the client left (gauge read from a live server)", func() bool {
+		v, err := busy()
+		last = err
+		return err == nil && v == 0
+	})
+	if last != nil {
+		t.Fatal(last)
+	}
+	// The process is still the one we started, and it still computes.
+	select {
+	case <-p.Done():
+		t.Fatalf("the server exited: %v", p.Err())
+	default:
+	}
+	if r := MustGet(t, base+"/api/randoms?cant=1000"); r.Status != http.StatusOK || r.Header.Get("X-Server-Pid") != strconv.Itoa(p.Pid()) {
+		t.Errorf("after the cancelled request: status %d from pid %q, want 200 from %d", r.Status, r.Header.Get("X-Server-Pid"), p.Pid())
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -26,6 +27,11 @@ import (
 var binPath string
 
 func TestMain(m *testing.M) {
+	// The outer copy of the binary only supervises the inner one, which runs
+	// the tests (reaper_linux_test.go): nothing the run starts outlives it.
+	if code, ok := superviseRun(); ok {
+		os.Exit(code)
+	}
 	os.Exit(runMain(m))
 }
 
@@ -50,12 +56,22 @@ func runMain(m *testing.M) int {
 
 // buildBinary compiles ./cmd/lbserver to out.
 func buildBinary(out string) error {
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/lbserver")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/lbserver")
 	cmd.Dir = repoRoot()
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %w\n%s", err, b)
 	}
 	return nil
+}
+
+// cmdCtx bounds a command the test runs to completion: it is killed after d
+// (and at the end of the test at the latest).
+func cmdCtx(tb testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	tb.Cleanup(cancel)
+	return ctx
 }
 
 // repoRoot is the module root (the parent of this e2e folder).
@@ -64,30 +80,85 @@ func repoRoot() string {
 	return filepath.Dir(wd)
 }
 
+// inCI reports whether the tests run under CI: CI is set to anything but
+// "", "0", "false" or "no" (CI=true, CI=1, CI=yes... all count; GitHub,
+// GitLab and most runners set CI=true). Under CI a missing tool or missing
+// root is a failure, never a skip.
+func inCI() bool {
+	switch strings.ToLower(strings.TrimSpace(os.Getenv("CI"))) {
+	case "", "0", "false", "no":
+		return false
+	}
+	return true
+}
+
 // requireTool returns the path of a tool, or skips the test when it is
-// missing — except under CI=true, where a missing tool is a failure.
+// missing — except under CI (inCI), where a missing tool is a failure.
 func requireTool(tb testing.TB, name string) string {
 	tb.Helper()
 	p, err := exec.LookPath(name)
 	if err == nil {
 		return p
 	}
-	if os.Getenv("CI") == "true" {
+	if inCI() {
 		tb.Fatalf("%s is not installed; CI must install it (make test does)", name)
 	}
 	tb.Skipf("%s is not installed (make test installs it)", name)
 	return ""
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a TCP port on 127.0.0.1 that is free now, that no other
+// FreePort call of this run has returned, and that lies below the kernel's
+// ephemeral range: the port is released before the server binds it, and a
+// port from bind(0) could meanwhile be taken by any outgoing connection (the
+// load generators open thousands) or handed to the next FreePort call.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	portMu.Lock()
+	defer portMu.Unlock()
+	lo, hi := 10000, ephemeralLow()-1
+	if hi-lo < 1000 { // an unusual ephemeral range: use the ports above it
+		lo, hi = ephemeralHigh()+1, 65535
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	for range 1000 {
+		p := lo + rand.IntN(hi-lo+1)
+		if portsGiven[p] {
+			continue
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		portsGiven[p] = true
+		return p
+	}
+	tb.Fatalf("no free port found in %d-%d", lo, hi)
+	return 0
+}
+
+var (
+	portMu     sync.Mutex // guards portsGiven
+	portsGiven = map[int]bool{}
+)
+
+// ephemeralLow and ephemeralHigh are the kernel's range for outgoing
+// connections and bind(0) (net.ipv4.ip_local_port_range).
+func ephemeralLow() int  { lo, _ := ephemeralRange(); return lo }
+func ephemeralHigh() int { _, hi := ephemeralRange(); return hi }
+
+func ephemeralRange() (int, int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	f := strings.Fields(string(b))
+	if err != nil || len(f) != 2 {
+		return 32768, 60999 // Linux's default
+	}
+	lo, err1 := strconv.Atoi(f[0])
+	hi, err2 := strconv.Atoi(f[1])
+	if err1 != nil || err2 != nil {
+		return 32768, 60999
+	}
+	return lo, hi
 }
 
 // syncBuffer is a bytes.Buffer safe for one writer and many readers.
@@ -144,9 +215,10 @@ func StartLB(tb testing.TB, args ...string) *Proc {
 	return StartCmd(tb, exec.Command(binPath, args...))
 }
 
-// StartCmd starts cmd in a process group of its own and registers a cleanup
-// that SIGKILLs the whole group and waits for the leader. On failure the
-// process output is logged.
+// StartCmd starts cmd in a process group of its own, with a parent-death
+// SIGKILL (it dies with the test process, even when no cleanup runs), and
+// registers a cleanup that SIGKILLs the whole group and waits for the
+// leader. On failure the process output is logged.
 func StartCmd(tb testing.TB, cmd *exec.Cmd) *Proc {
 	tb.Helper()
 	p := &Proc{Cmd: cmd, Output: &syncBuffer{}, done: make(chan struct{})}
@@ -160,7 +232,7 @@ func StartCmd(tb testing.TB, cmd *exec.Cmd) *Proc {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Setpgid = true
-	if err := cmd.Start(); err != nil {
+	if err := startTied(cmd); err != nil {
 		tb.Fatalf("start %s: %v", cmd.Path, err)
 	}
 	go func() {

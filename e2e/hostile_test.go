@@ -6,6 +6,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -65,17 +66,24 @@ func TestReliabilityBadInputBinary(t *testing.T) {
 
 // TestReliabilitySlowloris: 400 connections that send their headers a line
 // every 500ms do not stop /info from answering other clients at once, and
-// the server drops them at its header deadline (ReadHeaderTimeout, 10s).
+// the server drops them at its header deadline (ReadHeaderTimeout, 10s):
+// not before 10s after each connection was opened (an early close would cut
+// honest slow clients) and all within 16s.
 func TestReliabilitySlowloris(t *testing.T) {
 	_, base, _ := relStartMode(t, "FORK")
 	addr := strings.TrimPrefix(base, "http://")
 	const n = 400
 	start := time.Now()
 	var wg sync.WaitGroup
-	closed := make(chan time.Duration, n)
+	type closing struct {
+		after time.Duration // since this connection was dialled
+		err   error         // what the reader saw: EOF or a reset means the server closed it
+	}
+	closed := make(chan closing, n)
 	stop := make(chan struct{})
 	defer func() { close(stop); wg.Wait() }()
 	for i := range n {
+		dialled := time.Now()
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		if err != nil {
 			t.Fatalf("slow connection %d: %v", i, err)
@@ -92,14 +100,14 @@ func TestReliabilitySlowloris(t *testing.T) {
 				case <-time.After(500 * time.Millisecond):
 				}
 				if _, err := fmt.Fprintf(c, "X-Slow-%d: %d\r\n", j, j); err != nil {
-					closed <- time.Since(start)
 					return
 				}
 			}
 		})
 		wg.Go(func() { // notices the server closing the connection
 			_ = c.SetReadDeadline(time.Now().Add(25 * time.Second))
-			_, _ = io.Copy(io.Discard, c)
+			_, err := io.Copy(io.Discard, c)
+			closed <- closing{time.Since(dialled), err}
 		})
 	}
 	var worst time.Duration
@@ -117,17 +125,35 @@ func TestReliabilitySlowloris(t *testing.T) {
 		t.Errorf("/info took %s with slow connections open, want under 2s", worst)
 	}
 	// The server cuts them at the header deadline (10s), however they trickle.
-	got := 0
+	const headerTimeout = 10 * time.Second
+	got, early := 0, 0
+	var first, last time.Duration
 	deadline := time.After(16 * time.Second)
 	for got < n {
 		select {
-		case <-closed:
+		case c := <-closed:
+			var ne net.Error
+			if errors.As(c.err, &ne) && ne.Timeout() {
+				t.Fatalf("a slow connection was still open after 25s: the server never closed it")
+			}
+			if c.after < headerTimeout {
+				early++
+			}
+			if got == 0 || c.after < first {
+				first = c.after
+			}
+			last = max(last, c.after)
 			got++
 		case <-deadline:
 			t.Fatalf("after 16s only %d of %d slow-header connections were closed by the server (ReadHeaderTimeout 10s)", got, n)
 		}
 	}
-	t.Logf("all %d slow connections closed by the server %s after they opened", n, time.Since(start).Round(100*time.Millisecond))
+	if early > 0 {
+		t.Errorf("%d of %d slow connections were closed before the %s header deadline (the first %s after it opened): honest slow clients would be cut",
+			early, n, headerTimeout, first.Round(time.Millisecond))
+	}
+	t.Logf("all %d slow connections closed by the server %s to %s after each opened (%s after the first opened)", n,
+		first.Round(time.Millisecond), last.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 }
 
 // TestReliabilityNoSecretsInInfo: /info shows process facts by design, but

@@ -162,7 +162,7 @@ func TestNginxStackMakeTargets(t *testing.T) {
 // non-zero, and starts nothing.
 func TestNginxStackWithoutNginx(t *testing.T) {
 	runDir := filepath.Join(t.TempDir(), "run")
-	cmd := exec.Command(filepath.Join(repoRoot(), "scripts", "stack.sh"), "up", "a")
+	cmd := exec.CommandContext(cmdCtx(t, time.Minute), filepath.Join(repoRoot(), "scripts", "stack.sh"), "up", "a")
 	cmd.Env = append(os.Environ(), "NGINX=/nonexistent/nginx", "LBSERVER_BIN="+binPath, "RUN_DIR="+runDir)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

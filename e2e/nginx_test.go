@@ -108,7 +108,7 @@ func ngxPrefix(t *testing.T) string {
 func ngxStart(t *testing.T, conf string) *Proc {
 	t.Helper()
 	prefix := ngxPrefix(t)
-	if out, err := exec.Command("nginx", "-t", "-q", "-p", prefix+"/", "-c", conf).CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(cmdCtx(t, time.Minute), "nginx", "-t", "-q", "-p", prefix+"/", "-c", conf).CombinedOutput(); err != nil {
 		t.Fatalf("nginx -t -c %s: %v\n%s", conf, err, out)
 	}
 	p := StartCmd(t, exec.Command("nginx", "-p", prefix+"/", "-c", conf, "-g", "daemon off;"))
@@ -233,7 +233,7 @@ func TestNginxConfigsPassNginxT(t *testing.T) {
 	requireTool(t, "nginx")
 	for _, name := range []string{"topology-a.conf", "topology-b.conf"} {
 		prefix := ngxPrefix(t)
-		out, err := exec.Command("nginx", "-t", "-p", prefix+"/", "-c", ngxConf(name)).CombinedOutput()
+		out, err := exec.CommandContext(cmdCtx(t, time.Minute), "nginx", "-t", "-p", prefix+"/", "-c", ngxConf(name)).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "test is successful") {
 			t.Errorf("nginx -t -c %s: %v\n%s", name, err, out)
 		}
@@ -279,7 +279,7 @@ func TestNginxTopologyA(t *testing.T) {
 	if len(pids) < 2 {
 		t.Errorf("/api/randoms answered by %d worker pid(s) %v, want more than one", len(pids), pids)
 	}
-	conns, _ := exec.Command("ss", "-Htn", "state", "established", "( sport = :8081 )").Output()
+	conns, _ := exec.CommandContext(cmdCtx(t, time.Minute), "ss", "-Htn", "state", "established", "( sport = :8081 )").Output()
 	t.Logf("/api/randoms?cant=100000 x320 from 16 clients through nginx: answers per worker pid %v over %d upstream connections",
 		pids, strings.Count(string(conns), "\n"))
 

@@ -32,7 +32,7 @@ func pmTool(tb testing.TB, name string) string {
 	if _, err := os.Stat(p); err == nil {
 		return p
 	}
-	if os.Getenv("CI") == "true" {
+	if inCI() {
 		tb.Fatalf("%s is not installed; CI must install it (make deps runs npm ci --prefix tools)", p)
 	}
 	tb.Skipf("%s is not installed (run: make deps, or npm ci --prefix tools)", p)
@@ -87,7 +87,9 @@ func pmRebuild(tb testing.TB, out, stamp string) {
 // pmBuildOf runs `BIN --version` and returns the build id it prints.
 func pmBuildOf(tb testing.TB, bin string) string {
 	tb.Helper()
-	out, err := exec.Command(bin, "--version").Output()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "--version").Output()
 	if err != nil {
 		tb.Fatalf("%s --version: %v", bin, err)
 	}
@@ -271,6 +273,11 @@ func pmFreePortRun(tb testing.TB, n int) int {
 			ln.Close()
 		}
 		if ok {
+			portMu.Lock()
+			for p := first; p < first+n; p++ {
+				portsGiven[p] = true // FreePort must not hand them out again
+			}
+			portMu.Unlock()
 			return first
 		}
 	}

@@ -2,9 +2,13 @@ package e2e
 
 // The convenience targets of mk/pm.mk, run as a user runs them, on the fixed
 // ports (8080-8085) inside a private network namespace (`unshare -n`, root
-// only) so that they never collide with anything else on the machine.
+// only) so that they never collide with anything else on the machine, in a
+// copy of the repository (the targets build bin/lbserver: the repository's
+// own binary is never replaced, and every process started from the copy is
+// killed by the copy's cleanup, even when the test fails).
 
 import (
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,16 +16,31 @@ import (
 	"time"
 )
 
+// pmMakeRepo is a copy of the repository for the make targets, with a copy
+// of the installed process managers (tools/node_modules: a link to the
+// original would let the copy's `make pm-tools` rewrite it).
+func pmMakeRepo(t *testing.T) string {
+	t.Helper()
+	pmTool(t, "pm2")
+	dir := pmCopyRepo(t)
+	src := filepath.Join(repoRoot(), "tools", "node_modules")
+	if out, err := exec.CommandContext(cmdCtx(t, 2*time.Minute), "cp", "-a", src, filepath.Join(dir, "tools")).CombinedOutput(); err != nil {
+		t.Fatalf("copy %s: %v\n%s", src, err, out)
+	}
+	return dir
+}
+
 // pmNetnsScript runs a bash script in a new network namespace with loopback
-// up, from the repository root, with env added; it returns the output.
-func pmNetnsScript(t *testing.T, env []string, script string) string {
+// up, from dir (a copy of the repository), with env added; it returns the
+// output.
+func pmNetnsScript(t *testing.T, dir string, env []string, script string) string {
 	t.Helper()
 	relRequireRoot(t)
 	requireTool(t, "unshare")
 	requireTool(t, "ip")
 	requireTool(t, "curl")
 	requireTool(t, "make")
-	out, err := pmCmd(t, 5*time.Minute, repoRoot(), env, "unshare", "-n", "bash", "-c",
+	out, err := pmCmd(t, 5*time.Minute, dir, env, "unshare", "-n", "bash", "-c",
 		"set -euo pipefail\nip link set lo up\n"+script)
 	if err != nil {
 		t.Fatalf("script failed: %v\n%s", err, out)
@@ -41,8 +60,9 @@ done
 
 // TestPM2MakeTargets: make pm2-a, pm2-status, pm2-down, pm2-b, pm2-down.
 func TestPM2MakeTargets(t *testing.T) {
-	p := pm2Start(t, repoRoot())
-	out := pmNetnsScript(t, p.env, `
+	repo := pmMakeRepo(t)
+	p := pm2Start(t, repo)
+	out := pmNetnsScript(t, repo, p.env, `
 make -s pm2-a
 `+pmWaitPorts("8080", "8081")+`
 make -s pm2-status
@@ -59,7 +79,7 @@ echo "jlist after pm2-down: $(tools/node_modules/.bin/pm2 jlist)"
 	}
 	// pm2-down stopped every lbserver this PM2 started (they carry its
 	// PM2_HOME); only the daemon itself, a node process, may remain.
-	bin := filepath.Join(repoRoot(), "bin")
+	bin := filepath.Join(repo, "bin")
 	Eventually(t, 30*time.Second, "no lbserver of this PM2 left after make pm2-down", func() bool {
 		for _, pid := range pmEnvPids("PM2_HOME=" + p.home) {
 			if slices.Contains(pmExePids(bin), pid) {
@@ -72,8 +92,9 @@ echo "jlist after pm2-down: $(tools/node_modules/.bin/pm2 jlist)"
 
 // TestForeverMakeTargets: make forever-a, forever-status, forever-down, forever-b, forever-down.
 func TestForeverMakeTargets(t *testing.T) {
-	f := foreverStart(t, repoRoot())
-	out := pmNetnsScript(t, f.env, `
+	repo := pmMakeRepo(t)
+	f := foreverStart(t, repo)
+	out := pmNetnsScript(t, repo, f.env, `
 make -s forever-a
 `+pmWaitPorts("8080", "8081")+`
 make -s forever-status

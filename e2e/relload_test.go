@@ -46,24 +46,70 @@ type relLoad struct {
 	refuse atomic.Int64
 	sent   atomic.Int64
 
-	mu       sync.Mutex // guards errs, byWorker, byPid
+	mu       sync.Mutex // guards errs, fails, byWorker, byPid
 	errs     []string
+	fails    []relFailure
 	byWorker map[string]int64
 	byPid    map[string]int64
+}
+
+// relFailure is one failed request: when the client saw it and its kind
+// (relKind).
+type relFailure struct {
+	At   time.Time
+	Kind string
 }
 
 // relResult is what a load saw.
 type relResult struct {
 	OK, Failed, Refused int64
 	Errors              []string         // the first few failures, as the client saw them
+	Failures            []relFailure     // every failure, classified
 	ByWorker            map[string]int64 // answers by X-Worker-Id
 	ByPid               map[string]int64 // answers by X-Server-Pid
 }
 
 func (r relResult) String() string {
-	return fmt.Sprintf("ok=%d failed=%d refused=%d workers=%v pids=%d errors=%q",
-		r.OK, r.Failed, r.Refused, r.ByWorker, len(r.ByPid), r.Errors)
+	return fmt.Sprintf("ok=%d failed=%d %v refused=%d workers=%v pids=%d errors=%q",
+		r.OK, r.Failed, r.Kinds(), r.Refused, r.ByWorker, len(r.ByPid), r.Errors)
 }
+
+// Kinds counts the failures by kind.
+func (r relResult) Kinds() map[string]int64 {
+	out := map[string]int64{}
+	for _, f := range r.Failures {
+		out[f.Kind]++
+	}
+	return out
+}
+
+// relKind classifies a failed request: "refused" (no connection), "timeout",
+// "status" (an answer other than 200), "cut" (the connection was reset or
+// closed before or while the answer came: what a killed process does to the
+// requests it was running), or "other".
+func relKind(err error) string {
+	var ne net.Error
+	var se relStatusError
+	msg := err.Error()
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused"
+	case errors.As(err, &se):
+		return "status"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout(), strings.Contains(msg, "Timeout"):
+		return "timeout"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		strings.Contains(msg, "EOF"), strings.Contains(msg, "connection reset"), strings.Contains(msg, "broken pipe"),
+		strings.Contains(msg, "server closed"):
+		return "cut"
+	}
+	return "other"
+}
+
+// relStatusError is an answer other than 200.
+type relStatusError int
+
+func (e relStatusError) Error() string { return fmt.Sprintf("status %d", int(e)) }
 
 // relStartLoad starts the clients; they run until Stop, MaxTime or MaxReqs.
 func relStartLoad(tb testing.TB, o relLoadOpts) *relLoad {
@@ -115,15 +161,17 @@ func (l *relLoad) one(c *http.Client) {
 		_, err = io.Copy(io.Discard, r.Body)
 		r.Body.Close()
 		if err == nil && r.StatusCode != http.StatusOK {
-			err = fmt.Errorf("status %d", r.StatusCode)
+			err = relStatusError(r.StatusCode)
 		}
 	}
 	if err != nil {
 		l.failed.Add(1)
-		if errors.Is(err, syscall.ECONNREFUSED) {
+		kind := relKind(err)
+		if kind == "refused" {
 			l.refuse.Add(1)
 		}
 		l.mu.Lock()
+		l.fails = append(l.fails, relFailure{At: time.Now(), Kind: kind})
 		if len(l.errs) < 10 {
 			l.errs = append(l.errs, time.Now().Format("15:04:05.000")+" "+err.Error())
 		}
@@ -143,7 +191,7 @@ func (l *relLoad) Snapshot() relResult {
 	defer l.mu.Unlock()
 	return relResult{
 		OK: l.ok.Load(), Failed: l.failed.Load(), Refused: l.refuse.Load(),
-		Errors:   slices.Clone(l.errs),
+		Errors: slices.Clone(l.errs), Failures: slices.Clone(l.fails),
 		ByWorker: maps.Clone(l.byWorker), ByPid: maps.Clone(l.byPid),
 	}
 }

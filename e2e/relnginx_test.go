@@ -111,6 +111,9 @@ func relNginxReloads(t *testing.T, nginx string, cluster *Proc, how string, relo
 	res := load.Stop()
 	t.Logf("nginx topology A (%s): %d %s reloads in %s under 32 clients: %s", filepath.Base(conf), relReloads, how, took.Round(time.Millisecond), res)
 	relAssertNoLoss(t, res)
+	if got := len(res.ByPid); got < relReloads {
+		t.Errorf("answers came from %d distinct worker pids, want at least %d (the load must span the reloads)", got, relReloads)
+	}
 }
 
 // TestReliabilityNginxTopologyBKill: through nginx topology B (port 80,

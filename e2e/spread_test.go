@@ -79,22 +79,63 @@ func TestReliabilitySpread(t *testing.T) {
 // lbserver_master_worker_connections gauge reports it; no request fails
 // on the way (a worker above its share closes a connection only after
 // answering on it).
+//
+// The test first piles connections onto one worker: 11 clients each
+// reconnect until the kernel hashes their connection to worker A and A
+// keeps it. Without balancing A would then hold 11 connections for good
+// (connections are recycled only after 1000 requests, and the rounds below
+// send 20 per connection at most), so 10/10 is impossible and the test
+// fails every time balancing is off. With balancing A answers the surplus
+// with Connection: close, which the clients count.
 func TestClusterKeepsKeepAliveConnectionsEven(t *testing.T) {
 	mport := FreePort(t)
 	maddr := "http://127.0.0.1:" + strconv.Itoa(mport) + "/metrics"
 	p, base := startCluster(t, 2, "--master-metrics", "127.0.0.1:"+strconv.Itoa(mport))
 	const clients = 20
 	var cs []*http.Client
+	var trs []*http.Transport
 	for range clients {
 		tr := &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1}
 		t.Cleanup(tr.CloseIdleConnections)
+		trs = append(trs, tr)
 		cs = append(cs, &http.Client{Transport: tr, Timeout: 10 * time.Second})
 	}
+	closes := 0 // answers with Connection: close (a shed connection)
+	get := func(i int, what string) (pid string, kept bool) {
+		t.Helper()
+		r, err := cs[i].Get(base + "/api/info")
+		if err != nil {
+			t.Fatalf("%s, client %d: %v", what, i, err)
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+		if r.StatusCode != http.StatusOK {
+			t.Fatalf("%s, client %d: status %d", what, i, r.StatusCode)
+		}
+		if r.Close {
+			closes++
+		}
+		return r.Header.Get("X-Server-Pid"), !r.Close
+	}
+	// Pile up: clients 0..10 each try up to 30 fresh connections to land a
+	// kept one on worker A (the worker client 0 first reaches).
+	const pile = clients/2 + 1
+	pileA, _ := get(0, "pile-up")
+	piled := 0
+	for i := range pile {
+		for try := range 30 {
+			trs[i].CloseIdleConnections()
+			pid, kept := get(i, fmt.Sprintf("pile-up try %d", try))
+			if pid == pileA && kept {
+				piled++
+				break
+			}
+		}
+	}
+	pileCloses := closes
+	t.Logf("pile-up: %d of %d clients kept a connection on worker %s; %d answers said Connection: close", piled, pile, pileA, pileCloses)
+
 	series := regexp.MustCompile(`(?m)^lbserver_master_worker_connections\{pid="(\d+)",worker="(\d+)"\} (\d+)$`)
-	// Each round sends one request per client. Connections are recycled
-	// only after 1000 requests, so within 20 rounds only the balancing can
-	// move a connection: without it the split stays the kernel's first
-	// draw (binomial: 10/10 only 18% of the time).
 	var byPid, gauge map[string]int
 	even := func() bool {
 		return len(byPid) == 2 && maps.Equal(byPid, gauge) && slices.Equal(slices.Sorted(maps.Values(byPid)), []int{clients / 2, clients / 2})
@@ -102,18 +143,9 @@ func TestClusterKeepsKeepAliveConnectionsEven(t *testing.T) {
 	rounds := 0
 	for ; rounds < 20 && (rounds == 0 || !even()); rounds++ {
 		byPid = map[string]int{}
-		for i, c := range cs {
-			r, err := c.Get(base + "/api/info")
-			if err != nil {
-				t.Fatalf("round %d, client %d: %v", rounds, i, err)
-			}
-			_, _ = io.Copy(io.Discard, r.Body)
-			r.Body.Close()
-			if r.StatusCode != http.StatusOK {
-				t.Fatalf("round %d, client %d: status %d", rounds, i, r.StatusCode)
-			}
-			if !r.Close { // the client keeps this connection
-				byPid[r.Header.Get("X-Server-Pid")]++
+		for i := range cs {
+			if pid, kept := get(i, fmt.Sprintf("round %d", rounds)); kept { // the client keeps this connection
+				byPid[pid]++
 			}
 		}
 		// The gauge follows at once: a worker counts a connection it sheds
@@ -126,8 +158,11 @@ func TestClusterKeepsKeepAliveConnectionsEven(t *testing.T) {
 		}
 	}
 	if !even() {
-		t.Fatalf("after %d rounds: clients per worker (by X-Server-Pid) %v, master's gauge %v; want %d and %d on each",
-			rounds, byPid, gauge, clients/2, clients/2)
+		t.Fatalf("after %d rounds: clients per worker (by X-Server-Pid) %v, master's gauge %v; want %d and %d on each (connections shed: %d)",
+			rounds, byPid, gauge, clients/2, clients/2, closes)
+	}
+	if closes == 0 {
+		t.Error("no answer said Connection: close: the workers never balanced anything")
 	}
 	workers := ChildPids(p.Pid())
 	for pid := range byPid {
@@ -136,5 +171,5 @@ func TestClusterKeepsKeepAliveConnectionsEven(t *testing.T) {
 			t.Errorf("pid %s answered but is not a worker of the master (workers %v)", pid, workers)
 		}
 	}
-	t.Logf("even after %d rounds of %d requests: clients per worker %v, master's gauge %v", rounds, clients, byPid, gauge)
+	t.Logf("even after %d rounds of %d requests: clients per worker %v, master's gauge %v; %d connections shed", rounds, clients, byPid, gauge, closes)
 }

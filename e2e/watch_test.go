@@ -121,7 +121,7 @@ func TestWatchForkReplacesWorkerWhenBinaryChanges(t *testing.T) {
 func TestWatchDirBuildReloadsFromSources(t *testing.T) {
 	dir := pmCopyRepo(t)
 	bin := filepath.Join(dir, "bin", "lbserver")
-	build := exec.Command("go", "build", "-o", "bin/lbserver", "./cmd/lbserver")
+	build := exec.CommandContext(cmdCtx(t, 5*time.Minute), "go", "build", "-o", "bin/lbserver", "./cmd/lbserver")
 	build.Dir = dir
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build in the copy: %v\n%s", err, out)
