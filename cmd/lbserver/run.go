@@ -110,6 +110,14 @@ func spareP() {
 	}
 }
 
+// hint is config.ListenHint in parentheses, or "".
+func hint(err error) string {
+	if h := config.ListenHint(err); h != "" {
+		return " (" + h + ")"
+	}
+	return ""
+}
+
 // runFork serves on its own listener in this one process.
 func runFork(ctx context.Context, force <-chan struct{}, cfg config.Config, build string, stderr io.Writer) error {
 	spareP()
@@ -121,7 +129,7 @@ func runFork(ctx context.Context, force <-chan struct{}, cfg config.Config, buil
 	}
 	ln, err := lc.Listen(ctx, "tcp", cfg.Addr())
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w (choose a free port with --port)", cfg.Addr(), err)
+		return fmt.Errorf("listen on %s: %w%s", cfg.Addr(), err, hint(err))
 	}
 	srv := newServer(cfg, 0, build, log)
 	log.Info("serving", "addr", ln.Addr().String(), "mode", cfg.Mode, "build", build)
@@ -189,7 +197,7 @@ func runMaster(ctx context.Context, force <-chan struct{}, cfg config.Config, ex
 		Logger:        log,
 	})
 	if err != nil {
-		return fmt.Errorf("%w (choose a free port with --port)", err)
+		return fmt.Errorf("%w%s", err, hint(err))
 	}
 	log.Info("master", "mode", cfg.Mode, "build", build, "config", cfg.String())
 
