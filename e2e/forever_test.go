@@ -7,8 +7,11 @@ package e2e
 // its FOREVER_ROOT and any lbserver started from its staged binary.
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -172,7 +175,7 @@ func TestForeverCommandLine(t *testing.T) {
 	uid := fmt.Sprintf("lbserver-%d", port)
 	f := foreverStart(t, stage)
 	f.run("start", "--uid", uid, "-a", "-c", "env", "--killSignal", "SIGTERM",
-		"--minUptime", "1000", "--spinSleepTime", "1000", "-w", "--watchDirectory", "bin",
+		"--minUptime", "1000", "-w", "--watchDirectory", "bin",
 		"bin/lbserver", "--port", strconv.Itoa(port), "--mode", "FORK")
 
 	r := f.waitRow(uid, port, 30*time.Second)
@@ -184,6 +187,7 @@ func TestForeverCommandLine(t *testing.T) {
 	}
 
 	// kill -9: forever starts it again; the list shows the new pid.
+	foreverPastMinUptime(t, r.Pid)
 	if err := syscall.Kill(r.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -241,6 +245,7 @@ func TestForeverTopologyA(t *testing.T) {
 		return len(workers) == 2
 	})
 
+	foreverPastMinUptime(t, m.Pid)
 	if err := syscall.Kill(m.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -291,4 +296,87 @@ func TestForeverTopologyB(t *testing.T) {
 	}
 	f.run("stopall")
 	pmWaitGone(t, stage, 40*time.Second)
+}
+
+// TestForeverTopologyBAfterA: the documents' order, topology-a.json then
+// topology-b.json with nothing stopped in between. B's lbserver-8080 finds
+// the port taken and exits at once; forever must not restart it in a loop
+// (it exited within minUptime, and the configs set no spinSleepTime), and
+// `forever stop lbserver-8080` must return: with a spinSleepTime, forever
+// keeps a dead child as "running" while it sleeps, its stop waits for an
+// exit that already happened, and the command never returns.
+func TestForeverTopologyBAfterA(t *testing.T) {
+	stage, _ := pmStage(t)
+	ports := map[string]int{}
+	for _, p := range []string{"8080", "8081", "8082", "8083", "8084", "8085"} {
+		ports[p] = FreePort(t)
+	}
+	confA := foreverConfig(t, "topology-a.json", stage, ports)
+	confB := foreverConfig(t, "topology-b.json", stage, ports)
+	f := foreverStart(t, stage)
+	f.run("start", confA)
+	first := f.waitRow("lbserver-8080", ports["8080"], 30*time.Second)
+	f.waitRow("lbserver-8081", ports["8081"], 30*time.Second)
+	f.run("start", confB)
+	for _, p := range []string{"8082", "8083", "8084", "8085"} {
+		f.waitRow("lbserver-"+p, ports[p], 30*time.Second)
+	}
+	// Watch B's lbserver-8080 for 4 s (4 restarts with a 1 s spinSleepTime).
+	pids := map[int]bool{}
+	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		for _, r := range f.list() {
+			if r.UID == "lbserver-8080" && r.Pid > 0 && r.Pid != first.Pid {
+				pids[r.Pid] = true
+			}
+		}
+	}
+	if len(pids) > 1 {
+		t.Errorf("B's second lbserver-8080 was started %d times in 4 s (pids %v): a restart loop", len(pids), slices.Sorted(maps.Keys(pids)))
+	}
+	if in, err := pmGetInfo(ports["8080"]); err != nil || in.Pid != first.Pid {
+		t.Errorf("port 8080 answered pid %d (%v), want A's lbserver-8080, pid %d", in.Pid, err, first.Pid)
+	}
+
+	start := time.Now()
+	out, err := pmCmd(t, 30*time.Second, stage, f.env, f.bin, "stop", "lbserver-8080")
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("forever stop lbserver-8080 did not return within 30 s:\n%s", out)
+	}
+	t.Logf("forever stop lbserver-8080 returned in %s (%v)", time.Since(start).Round(time.Millisecond), err)
+	Eventually(t, 30*time.Second, "lbserver-8080 stopped", func() bool { return !Alive(first.Pid) })
+	if _, err := pmGetInfo(ports["8080"]); err == nil {
+		t.Errorf("port 8080 still answers after forever stop lbserver-8080")
+	}
+	f.run("stopall")
+	pmWaitGone(t, stage, 40*time.Second)
+}
+
+// foreverPastMinUptime waits until pid has run longer than the configs'
+// minUptime (1 s): forever restarts a process that dies later than that,
+// and lets one that dies sooner go (a start-up failure, not a crash).
+func foreverPastMinUptime(tb testing.TB, pid int) {
+	tb.Helper()
+	Eventually(tb, 10*time.Second, fmt.Sprintf("pid %d up for more than 1.2 s", pid), func() bool {
+		return procUptime(pid) > 1200*time.Millisecond
+	})
+}
+
+// procUptime is how long pid has been running, from /proc (0 if gone).
+func procUptime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 20 {
+		return 0
+	}
+	start, _ := strconv.ParseFloat(f[19], 64) // starttime, clock ticks after boot (USER_HZ = 100)
+	u, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		return 0
+	}
+	up, _ := strconv.ParseFloat(strings.Fields(string(u))[0], 64)
+	return time.Duration((up - start/100) * float64(time.Second))
 }

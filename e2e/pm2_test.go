@@ -479,3 +479,58 @@ func TestPM2LbserverWatchReloadsWithoutFailures(t *testing.T) {
 	p.run("delete", "all")
 	pmWaitGone(t, stage, 40*time.Second)
 }
+
+// TestPM2ClusterWatchWhileClusterRuns: lbserver-cluster-watch started while
+// lbserver-cluster holds the same port. Its lbserver exits at once ("address
+// already in use"); PM2 must give up after a few quick failures (min_uptime,
+// max_restarts) and show the app as errored, not restart it for ever, and
+// lbserver-cluster keeps serving.
+func TestPM2ClusterWatchWhileClusterRuns(t *testing.T) {
+	_, bin := pmStage(t)
+	pc := FreePort(t)
+	p := pm2Start(t, repoRoot(), "LBSERVER_BIN="+bin, fmt.Sprintf("LBSERVER_PM2_CLUSTER_PORT=%d", pc))
+	p.run("start", pm2Ecosystem(), "--only", "lbserver-cluster")
+	master := p.waitOnline("lbserver-cluster", 1, 30*time.Second)[0]
+	WaitHTTP(t, nil, fmt.Sprintf("http://127.0.0.1:%d/healthz", pc), 20*time.Second)
+
+	p.run("start", pm2Ecosystem(), "--only", "lbserver-cluster-watch")
+	var row pm2Proc
+	Eventually(t, 30*time.Second, "lbserver-cluster-watch errored (PM2 gave up)", func() bool {
+		rows := p.app("lbserver-cluster-watch")
+		if len(rows) != 1 {
+			return false
+		}
+		row = rows[0]
+		return row.Env.Status == "errored"
+	})
+	// It stays given up: no restart in the next 3 s.
+	restarts := row.Env.RestartTime
+	if !restartsStable(p, restarts) {
+		t.Errorf("lbserver-cluster-watch kept restarting after it showed errored (was %d restarts)", restarts)
+	}
+	if restarts > 5 {
+		t.Errorf("lbserver-cluster-watch restarted %d times before PM2 gave up, want at most 5", restarts)
+	}
+	logs := p.run("logs", "lbserver-cluster-watch", "--lines", "20", "--nostream")
+	if !strings.Contains(logs, "address already in use") {
+		t.Errorf("pm2 logs lbserver-cluster-watch does not say why:\n%s", logs)
+	}
+	if r := p.app("lbserver-cluster"); len(r) != 1 || r[0].Pid != master.Pid || r[0].Env.Status != "online" {
+		t.Errorf("lbserver-cluster: %+v, want still online with pid %d", r, master.Pid)
+	}
+	if in, err := pmGetInfo(pc); err != nil || in.Ppid != master.Pid {
+		t.Errorf("port %d: %+v %v, want a worker of lbserver-cluster (master %d)", pc, in, err, master.Pid)
+	}
+}
+
+// restartsStable watches the app for 3 s and reports whether its restart
+// count stayed at n.
+func restartsStable(p *pm2Env, n int) bool {
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(300 * time.Millisecond) {
+		r := p.app("lbserver-cluster-watch")
+		if len(r) != 1 || r[0].Env.RestartTime != n {
+			return false
+		}
+	}
+	return true
+}

@@ -118,8 +118,10 @@ status_of() {
 
 port_open() { (: 2>/dev/null <>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# cmdline PID: the process's arguments, separated by spaces.
-cmdline() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null; }
+# cmdline PID: the process's arguments, separated by spaces; nothing when
+# PID is gone. (The braces: a failed redirection is reported before a
+# 2>/dev/null on the same command takes effect.)
+cmdline() { { tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null || true; }
 
 # instance_pid PORT: the pid of our lbserver on PORT, if it runs.
 instance_pid() {
@@ -378,32 +380,65 @@ cmd_down() {
   return 0
 }
 
+# pid_file_ports: the ports that have a pid file under PID_DIR, sorted.
+pid_file_ports() {
+  local f port
+  for f in "$PID_DIR"/lbserver-*.pid; do
+    [ -e "$f" ] || continue
+    port=${f##*/lbserver-}
+    port=${port%.pid}
+    [[ $port =~ ^[0-9]+$ ]] && echo "$port"
+  done | sort -n
+}
+
+# cmd_status: what runs, from the pid files under RUN_DIR: the ones `up`
+# writes and the ones written by hand as docs/COMMANDS.md shows. Exit 0 when
+# everything expected runs, and when nothing is up at all (that is an
+# answer, not an error); 1 when a topology started with `up` is missing a
+# process.
 cmd_status() {
-  local t port pid rc=0 workers
-  if [ ! -s "$RUN_DIR/topology" ]; then
-    say "no stack is up (make stack-a or make stack-b)"
-    return 3
-  fi
-  t=$(cat "$RUN_DIR/topology")
+  local t="" port pid rc=0 workers conf up=0 f ports
+  [ -s "$RUN_DIR/topology" ] && t=$(cat "$RUN_DIR/topology")
   NGINX_PORT=$(started_port)
-  echo "topology ${t^^}, run folder $RUN_DIR"
+  ports=$({ [ -n "$t" ] && ports_of "$t" | tr ' ' '\n'; pid_file_ports; } | sort -nu)
+  local lines=()
   if pid=$(nginx_pid); then
-    echo "  nginx :$NGINX_PORT  master pid $pid, workers: $(pgrep -P "$pid" | tr '\n' ' ')"
-  else
-    echo "  nginx :$NGINX_PORT  NOT RUNNING"
+    up=1
+    conf=$(cmdline "$pid" | sed -n 's/.* -c \([^ ]*\).*/\1/p')
+    lines+=("  nginx :$NGINX_PORT  master pid $pid, workers: $(pgrep -P "$pid" | tr '\n' ' ')${conf:+config $conf}")
+  elif [ -n "$t" ]; then
+    lines+=("  nginx :$NGINX_PORT  NOT RUNNING")
     rc=1
   fi
-  for port in $(ports_of "$t"); do
+  for port in $ports; do
+    f=$PID_DIR/lbserver-$port.pid
     if pid=$(instance_pid "$port"); then
+      up=1
       workers=$(pgrep -P "$pid" | tr '\n' ' ' || true)
-      printf '  lbserver :%s  pid %s, health %s%s\n' "$port" "$pid" "$(status_of 127.0.0.1 "$port" /healthz)" \
-        "${workers:+, workers (ps --ppid $pid): $workers}"
+      lines+=("$(printf '  lbserver :%s  pid %s, health %s%s' "$port" "$pid" "$(status_of 127.0.0.1 "$port" /healthz)" \
+        "${workers:+, workers (ps --ppid $pid): $workers}")")
+    elif [ -s "$f" ]; then
+      lines+=("  lbserver :$port  NOT RUNNING (stale pid file ${f#"$PWD"/}: pid $(head -c 20 "$f" | tr -dc 0-9) is gone)")
+      if [ -n "$t" ] && [[ " $(ports_of "$t") " == *" $port "* ]]; then rc=1; fi
     else
-      echo "  lbserver :$port  NOT RUNNING"
+      lines+=("  lbserver :$port  NOT RUNNING")
       rc=1
     fi
   done
-  echo "processes: ps -o pid,ppid,pgid,args -g $(for port in $(ports_of "$t"); do instance_pid "$port" || true; done | paste -sd, -)"
+  if [ "$up" = 0 ] && [ -z "$t" ]; then
+    [ ${#lines[@]} -gt 0 ] && printf '%s\n' "${lines[@]}"
+    say "nothing is up in $RUN_DIR (no nginx, no lbserver from its pid files): make stack-a or make stack-b starts a topology"
+    return 0
+  fi
+  if [ -n "$t" ]; then
+    echo "topology ${t^^}, run folder $RUN_DIR"
+  else
+    echo "started by hand (pid files under $PID_DIR), run folder $RUN_DIR"
+  fi
+  printf '%s\n' "${lines[@]}"
+  local pids
+  pids=$(for port in $ports; do instance_pid "$port" || true; done | paste -sd, -)
+  [ -n "$pids" ] && echo "processes: ps -o pid,ppid,pgid,args -g $pids"
   return "$rc"
 }
 

@@ -37,6 +37,8 @@ func TestQuickReport(t *testing.T) {
 	}
 	for _, re := range []string{
 		`\| FORK \| /api/info \(light\) \| ([0-9.]+) \|`,
+		`\| FORK \| /info \(HTML, light\) \| ([0-9.]+) \|`,
+		`- FORK: /info \(HTML\) does ([0-9.]+)x the requests/s of /api/info`,
 		`\| FORK \| /api/randoms\?cant=1000000 \(heavy\) \| ([0-9.]+) \|`,
 		`\| FORK \| /api/randoms \(default, 100,000,000\) \| ([0-9.]+) \|`,
 		`\| lbserver /api/info \| ([0-9.]+) \|`,

@@ -240,8 +240,15 @@ func (r *report) markdown() string {
 			p("- %s, %s: %s does %.2fx the requests/s of %s.\n", label, path, ca.Name, ra.RPS/rb.RPS, cb.Name)
 		}
 	}
-	for _, path := range []string{"/api/info", "/api/randoms?cant=1000000", "/api/randoms"} {
+	for _, path := range []string{"/api/info", "/info", "/api/randoms?cant=1000000", "/api/randoms"} {
 		ratio("CLUSTER", "FORK", path, "CLUSTER vs FORK")
+	}
+	for _, c := range r.Configs {
+		html, ok1 := c.route("/info")
+		js, ok2 := c.route("/api/info")
+		if ok1 && ok2 && js.RPS > 0 {
+			p("- %s: /info (HTML) does %.2fx the requests/s of /api/info (p99 %s vs %s).\n", c.Name, html.RPS/js.RPS, ms(html.P99), ms(js.P99))
+		}
 	}
 	for _, path := range []string{"/api/randoms?cant=1000000", "/api/randoms"} {
 		ratio("B", "A", path, "Topology B vs A")

@@ -305,10 +305,12 @@ type routeResult struct {
 	loadResult
 }
 
-// routes are the three routes measured everywhere.
+// routes are the routes measured everywhere. /info is the same facts as
+// /api/info as an HTML page (wrk sends no Accept header).
 func routes(p plan) []routeResult {
 	return []routeResult{
 		{Name: "/api/info (light)", Path: "/api/info", Conns: p.lightConns},
+		{Name: "/info (HTML, light)", Path: "/info", Conns: p.lightConns},
 		{Name: "/api/randoms?cant=1000000 (heavy)", Path: "/api/randoms?cant=1000000", Conns: p.heavyConns},
 		{Name: "/api/randoms (default, 100,000,000)", Path: "/api/randoms", Conns: p.heavyConns},
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/lbserver/lbserver/internal/buildid"
 	"github.com/lbserver/lbserver/internal/config"
 	"github.com/lbserver/lbserver/internal/graceful"
+	"github.com/lbserver/lbserver/internal/logstream"
 	"github.com/lbserver/lbserver/internal/server"
 	"github.com/lbserver/lbserver/internal/supervisor"
 	"github.com/lbserver/lbserver/systemd"
@@ -58,16 +59,17 @@ func run(ctx context.Context, force <-chan struct{}, args []string, getenv func(
 		return err
 	}
 	if isWorker {
-		return runWorker(ctx, force, cfg, w, build, stderr)
+		return runWorker(ctx, force, cfg, w, build, stdout, stderr)
 	}
 	if cfg.Supervised() {
-		return runMaster(ctx, force, cfg, exe, build, stderr)
+		return runMaster(ctx, force, cfg, exe, build, stdout, stderr)
 	}
-	return runFork(ctx, force, cfg, build, stderr)
+	return runFork(ctx, force, cfg, build, stdout, stderr)
 }
 
-func newLogger(w io.Writer, role string, port int) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, nil)).With("role", role, "pid", os.Getpid(), "port", port)
+// newLogger logs info lines to stdout, warnings and errors to stderr.
+func newLogger(stdout, stderr io.Writer, role string, port int) *slog.Logger {
+	return slog.New(logstream.New(stdout, stderr, nil)).With("role", role, "pid", os.Getpid(), "port", port)
 }
 
 func newServer(cfg config.Config, workerID int, build string, log *slog.Logger) *server.Server {
@@ -111,10 +113,18 @@ func spareP() {
 	}
 }
 
+// hint is config.ListenHint in parentheses, or "".
+func hint(err error) string {
+	if h := config.ListenHint(err); h != "" {
+		return " (" + h + ")"
+	}
+	return ""
+}
+
 // runFork serves on its own listener in this one process.
-func runFork(ctx context.Context, force <-chan struct{}, cfg config.Config, build string, stderr io.Writer) error {
+func runFork(ctx context.Context, force <-chan struct{}, cfg config.Config, build string, stdout, stderr io.Writer) error {
 	spareP()
-	log := newLogger(stderr, "fork", cfg.Port)
+	log := newLogger(stdout, stderr, "fork", cfg.Port)
 	signal.Ignore(syscall.SIGHUP) // nothing to reload without --watch; do not die of it
 	sd, err := newForkSystemd(systemd.OSEnv(), log)
 	if err != nil {
@@ -130,7 +140,7 @@ func runFork(ctx context.Context, force <-chan struct{}, cfg config.Config, buil
 		ln, err = lc.Listen(ctx, "tcp", cfg.Addr())
 	}
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w (choose a free port with --port)", cfg.Addr(), err)
+		return fmt.Errorf("listen on %s: %w%s", cfg.Addr(), err, hint(err))
 	}
 	srv := newServer(cfg, 0, build, log)
 	log.Info("serving", "addr", ln.Addr().String(), "mode", cfg.Mode, "build", build)
@@ -145,12 +155,12 @@ func runFork(ctx context.Context, force <-chan struct{}, cfg config.Config, buil
 
 // runWorker serves on the socket its master handed it, until SIGTERM or
 // until the master is gone.
-func runWorker(ctx context.Context, force <-chan struct{}, cfg config.Config, w *supervisor.Worker, build string, stderr io.Writer) error {
+func runWorker(ctx context.Context, force <-chan struct{}, cfg config.Config, w *supervisor.Worker, build string, stdout, stderr io.Writer) error {
 	// The master decides when a worker stops: a terminal's Ctrl-C reaches
 	// the whole process group, and the master turns it into one SIGTERM.
 	signal.Ignore(os.Interrupt, syscall.SIGHUP)
 	spareP()
-	log := newLogger(stderr, "worker", cfg.Port).With("worker", w.ID)
+	log := newLogger(stdout, stderr, "worker", cfg.Port).With("worker", w.ID)
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -184,8 +194,8 @@ func runWorker(ctx context.Context, force <-chan struct{}, cfg config.Config, w 
 }
 
 // runMaster supervises the workers: CLUSTER, or FORK with --watch.
-func runMaster(ctx context.Context, force <-chan struct{}, cfg config.Config, exe, build string, stderr io.Writer) error {
-	log := newLogger(stderr, "master", cfg.Port)
+func runMaster(ctx context.Context, force <-chan struct{}, cfg config.Config, exe, build string, stdout, stderr io.Writer) error {
+	log := newLogger(stdout, stderr, "master", cfg.Port)
 	m, err := supervisor.Listen(supervisor.Options{
 		Exe:           exe,
 		Args:          cfg.Args,
@@ -198,7 +208,7 @@ func runMaster(ctx context.Context, force <-chan struct{}, cfg config.Config, ex
 		Logger:        log,
 	})
 	if err != nil {
-		return fmt.Errorf("%w (choose a free port with --port)", err)
+		return fmt.Errorf("%w%s", err, hint(err))
 	}
 	log.Info("master", "mode", cfg.Mode, "build", build, "config", cfg.String())
 

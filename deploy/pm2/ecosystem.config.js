@@ -60,7 +60,16 @@ const common = {
   exec_mode: 'fork',
   autorestart: true,
   kill_timeout: 20000, // ms; > --drain-timeout 10s (+5s for a CLUSTER master)
-  exp_backoff_restart_delay: 100, // a binary that crashes at start backs off
+  // A process that exits within min_uptime is an "unstable restart"; after
+  // max_restarts of them PM2 gives up and shows the app as errored. That is
+  // what happens when the port is taken (e.g. lbserver-cluster-watch started
+  // while lbserver-cluster holds 8081): three quick tries, then `pm2 ls`
+  // says errored and `pm2 logs APP` shows lbserver's "address already in
+  // use", instead of a restart loop. (No exp_backoff_restart_delay: with it,
+  // pm2 7 keeps restarting with growing delays, and when it does give up it
+  // shows the app as "waiting restart" for ever.)
+  min_uptime: 1000, // ms
+  max_restarts: 3,
   watch: [bin],
   watch_delay: 500, // ms; let `go build` finish writing the file
   time: true,
@@ -94,7 +103,8 @@ module.exports = {
       // lbserver-cluster with lbserver's own --watch: when bin/lbserver
       // changes, the master starts a new worker per slot, waits until it is
       // ready, then drains the old one: no failed request, and PM2 sees no
-      // restart (same pid, same ↺). Use instead of lbserver-cluster.
+      // restart (same pid, same ↺). Use instead of lbserver-cluster, not
+      // with it (same port): `pm2 delete lbserver-cluster` first.
       args: ['--host', '127.0.0.1', '--port', String(port('LBSERVER_PM2_CLUSTER_PORT', 8081)), '--mode', 'CLUSTER', '--workers', '2', '--watch'],
       treekill: false,
       watch: false,

@@ -167,12 +167,29 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	if fs.NArg() > 0 {
 		return c, &UsageError{fmt.Sprintf("unexpected argument %q: lbserver takes only flags (see lbserver --help)", fs.Arg(0))}
 	}
+	// Where each value came from, so that an error names it: the flag as
+	// typed, or the environment variable when no flag was given.
+	portFrom, modeFrom := "", ""
+	if getenv("PORT") != "" {
+		portFrom = "environment variable PORT"
+	}
+	if getenv("MODE") != "" {
+		modeFrom = "environment variable MODE"
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "port", "p":
+			portFrom = "--" + f.Name
+		case "mode", "m", "modo":
+			modeFrom = "--" + f.Name
+		}
+	})
 	var err error
 	if c.Port, err = ParsePort(portStr); err != nil {
-		return c, err
+		return c, from(err, portFrom)
 	}
 	if c.Mode, err = ParseMode(modeStr); err != nil {
-		return c, err
+		return c, from(err, modeFrom)
 	}
 	switch {
 	case c.Workers < 1 || c.Workers > 1024:
@@ -193,8 +210,21 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 		return c, &UsageError{"--watch-dir needs --watch"}
 	case c.ReusePort && c.Mode == ModeCluster:
 		return c, &UsageError{"--reuseport is for FORK instances; CLUSTER already shares its port between workers"}
+	case c.SharedSocket && c.Mode != ModeCluster:
+		return c, &UsageError{"--shared-socket is for CLUSTER (one accept queue shared by the workers); a FORK process has one socket already"}
 	}
 	return c, nil
+}
+
+// from names where a bad value came from in a usage error: "--mode",
+// "environment variable MODE"; "" leaves the error as it is.
+func from(err error, where string) error {
+	ue, ok := errors.AsType[*UsageError](err)
+	if !ok || where == "" {
+		return err
+	}
+	msg, rest, _ := strings.Cut(ue.Msg, ":")
+	return &UsageError{msg + " (from " + where + "):" + rest}
 }
 
 // Supervised reports whether this configuration runs a master with workers.
@@ -221,6 +251,9 @@ func (c Config) String() string {
 	}
 	if c.SharedSocket {
 		s += " shared-socket"
+	}
+	if c.MasterMetrics != "" {
+		s += " master-metrics=" + c.MasterMetrics
 	}
 	if c.Watch {
 		s += " watch"

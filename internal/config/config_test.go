@@ -111,3 +111,58 @@ func TestSupervised(t *testing.T) {
 		t.Errorf("got drain=%s addr=%s, want 3s [::1]:81", c.DrainTimeout, c.Addr())
 	}
 }
+
+// A bad value that came from the environment names the variable, so a user
+// who typed no flag knows where to look.
+func TestParseBadEnvNamesTheVariable(t *testing.T) {
+	tests := []struct {
+		args []string
+		env  func(string) string
+		want string
+		not  string
+	}{
+		{nil, env("MODE", "clustre"), "environment variable MODE", ""},
+		{nil, env("PORT", "80x"), "environment variable PORT", ""},
+		{[]string{"--mode", "clustre"}, env("MODE", "fork"), "--mode", "environment"},
+		{[]string{"--port", "0"}, env("PORT", "8080"), "1 to 65535", "environment"},
+	}
+	for _, tt := range tests {
+		_, err := Parse(tt.args, tt.env, &bytes.Buffer{})
+		var ue *UsageError
+		if !errors.As(err, &ue) {
+			t.Errorf("Parse(%q): got %v, want a *UsageError", tt.args, err)
+			continue
+		}
+		if !strings.Contains(ue.Msg, tt.want) || (tt.not != "" && strings.Contains(ue.Msg, tt.not)) {
+			t.Errorf("Parse(%q): got %q, want it to contain %q and not %q", tt.args, ue.Msg, tt.want, tt.not)
+		}
+	}
+}
+
+// --shared-socket is a CLUSTER setting: FORK refuses it, as nginx refuses a
+// directive where it does not apply, rather than ignoring it.
+func TestSharedSocketNeedsCluster(t *testing.T) {
+	for _, args := range [][]string{{"--shared-socket"}, {"--shared-socket", "--watch"}, {"--mode", "fork", "--shared-socket"}} {
+		_, err := Parse(args, env(), &bytes.Buffer{})
+		var ue *UsageError
+		if !errors.As(err, &ue) || !strings.Contains(ue.Msg, "CLUSTER") {
+			t.Errorf("Parse(%q): got %v, want a usage error naming CLUSTER", args, err)
+		}
+	}
+	if _, err := Parse([]string{"--mode", "cluster", "--shared-socket"}, env(), &bytes.Buffer{}); err != nil {
+		t.Errorf("CLUSTER --shared-socket: %v", err)
+	}
+}
+
+// --check prints every setting that changes what runs.
+func TestStringShowsEverySetting(t *testing.T) {
+	c, err := Parse([]string{"--mode", "cluster", "--master-metrics", "127.0.0.1:9100", "--shared-socket"}, env(), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"master-metrics=127.0.0.1:9100", "shared-socket", "mode=CLUSTER"} {
+		if !strings.Contains(c.String(), want) {
+			t.Errorf("String() = %q, want it to contain %q", c.String(), want)
+		}
+	}
+}

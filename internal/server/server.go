@@ -35,6 +35,8 @@ type Server struct {
 	mux     *http.ServeMux
 	limiter *admission.Limiter
 	facts   *facts
+	info    *infoPage // /info, rendered at start
+	home    []byte    // /, rendered at start
 	metrics *metrics
 	ready   atomic.Bool
 	log     *slog.Logger
@@ -54,6 +56,13 @@ func New(opts Options) *Server {
 		log:     opts.Logger,
 	}
 	s.facts = newFacts(opts, time.Now())
+	var err error
+	if s.info, err = newInfoPage(s.facts); err != nil {
+		panic("server: render info.html: " + err.Error()) // the template is embedded: a bug, caught by the tests
+	}
+	if s.home, err = newHomePage(s.facts, opts.DefaultCant); err != nil {
+		panic("server: render home.html: " + err.Error())
+	}
 	s.metrics = newMetrics(s.limiter)
 	s.portHeader = []string{strconv.Itoa(opts.Port)}
 	s.pidHeader = []string{strconv.Itoa(s.facts.Pid)}

@@ -347,18 +347,20 @@
       if (m) { m.forEach(function (v) { sum += v; }); }
       max = Math.max(max, sum);
     }
-    var top = niceCeil(max);
+    var ticks = axisTicks(max);
+    var top = ticks[2];
     var left = 40, bottom = h - 18, plotH = bottom - 8, plotW = w - left - 6;
     g.font = '11px system-ui, sans-serif';
     g.fillStyle = muted;
     g.strokeStyle = line;
     g.lineWidth = 1;
-    [0, 0.5, 1].forEach(function (q) {
-      var y = Math.round(bottom - q * plotH) + 0.5;
+    ticks.forEach(function (v) {
+      var y = Math.round(bottom - v / top * plotH) + 0.5;
       g.beginPath(); g.moveTo(left, y); g.lineTo(w - 6, y); g.stroke();
       g.textAlign = 'right'; g.textBaseline = 'middle';
-      g.fillText(fmtInt(top * q), left - 5, y);
+      g.fillText(fmtInt(v), left - 5, y);
     });
+    c.dataset.yTicks = ticks.join(',');
     g.textAlign = 'left'; g.textBaseline = 'alphabetic';
     g.fillText('−60 s', left, h - 4);
     g.textAlign = 'right';
@@ -397,6 +399,15 @@
     Array.prototype.slice.call(legend.children).forEach(function (li) {
       if (!order.some(function (wk) { return 'lg-' + wk.key.replace('/', '-') === li.id; })) { li.remove(); }
     });
+  }
+
+  // axisTicks is the timeline's y-axis for a busiest second of max answers:
+  // [0, middle, top], whole numbers, top a round number >= max (at least 2,
+  // so that an empty timeline reads 0, 1, 2 and never 0, 1, 1).
+  function axisTicks(max) {
+    var top = niceCeil(Math.max(2, max));
+    if (top % 2 !== 0) { top = niceCeil(top + 1); }
+    return [0, top / 2, top];
   }
 
   function niceCeil(x) {
