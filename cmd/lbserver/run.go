@@ -15,11 +15,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lbserver/lbserver/drain"
 	"github.com/lbserver/lbserver/internal/balancepage"
 	"github.com/lbserver/lbserver/internal/buildid"
 	"github.com/lbserver/lbserver/internal/config"
-	"github.com/lbserver/lbserver/internal/graceful"
-	"github.com/lbserver/lbserver/internal/server"
+		"github.com/lbserver/lbserver/internal/server"
 	"github.com/lbserver/lbserver/internal/supervisor"
 )
 
@@ -87,8 +87,20 @@ func newServer(cfg config.Config, workerID int, build string, log *slog.Logger) 
 	})
 }
 
-func serveOpts(cfg config.Config, log *slog.Logger) graceful.Options {
-	return graceful.Options{DrainTimeout: cfg.DrainTimeout, Logger: log}
+func serveOpts(cfg config.Config, log *slog.Logger) drain.Options {
+	return drain.Options{DrainTimeout: cfg.DrainTimeout, Logger: log}
+}
+
+// httpServer is the http.Server every serving process runs h on.
+func httpServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second, // slowloris
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      5 * time.Minute,  // the heavy route may compute for a while
+		IdleTimeout:       75 * time.Second, // longer than nginx's upstream keepalive_timeout (60s)
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
 }
 
 // reusePortRecycle is how many requests a keep-alive connection carries in
@@ -129,7 +141,7 @@ func runFork(ctx context.Context, force <-chan struct{}, cfg config.Config, buil
 	if cfg.ReusePort {
 		opts.MaxConnRequests = reusePortRecycle
 	}
-	err = graceful.New(srv, opts).Serve(ctx, force, ln, func() { srv.SetReady(true) })
+	err = drain.New(httpServer(srv, log), opts).Serve(ctx, force, ln, func() { srv.SetReady(true) })
 	log.Info("stopped")
 	return err
 }
@@ -153,7 +165,7 @@ func runWorker(ctx context.Context, force <-chan struct{}, cfg config.Config, w 
 	} else if cfg.WorkerCount() > 1 {
 		opts.MaxConnRequests = reusePortRecycle // no table: spread by recycling
 	}
-	gs := graceful.New(srv, opts)
+	gs := drain.New(httpServer(srv, log), opts)
 	if w.Private != nil {
 		gs.ServeListener(w.Private) // the master gathers this worker's /metrics there
 	}
