@@ -15,17 +15,18 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lbserver/lbserver/cluster"
 	"github.com/lbserver/lbserver/drain"
 	"github.com/lbserver/lbserver/internal/balancepage"
 	"github.com/lbserver/lbserver/internal/buildid"
 	"github.com/lbserver/lbserver/internal/config"
-		"github.com/lbserver/lbserver/internal/server"
-	"github.com/lbserver/lbserver/internal/supervisor"
+	"github.com/lbserver/lbserver/internal/server"
+	"github.com/lbserver/lbserver/internal/watch"
 )
 
 // run parses the command line and runs lbserver in the mode it asks for: a
-// CLUSTER worker (when started by a master), a master (CLUSTER or --watch),
-// or a plain FORK process. ctx ends on the first stop signal, force closes
+// cluster (CLUSTER or --watch: the master, or one of its workers) or a plain
+// FORK process. ctx ends on the first stop signal, force closes
 // on the second.
 func run(ctx context.Context, force <-chan struct{}, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := config.Parse(args, getenv, stdout)
@@ -52,15 +53,8 @@ func run(ctx context.Context, force <-chan struct{}, args []string, getenv func(
 		return nil
 	}
 
-	w, isWorker, err := supervisor.FromEnv(getenv)
-	if err != nil {
-		return err
-	}
-	if isWorker {
-		return runWorker(ctx, force, cfg, w, build, stderr)
-	}
 	if cfg.Supervised() {
-		return runMaster(ctx, force, cfg, exe, build, stderr)
+		return runCluster(ctx, force, cfg, exe, build, stderr)
 	}
 	return runFork(ctx, force, cfg, build, stderr)
 }
@@ -129,7 +123,7 @@ func runFork(ctx context.Context, force <-chan struct{}, cfg config.Config, buil
 	signal.Ignore(syscall.SIGHUP) // nothing to reload without --watch; do not die of it
 	lc := net.ListenConfig{}
 	if cfg.ReusePort {
-		lc.Control = supervisor.ReusePortControl
+		lc.Control = cluster.ReusePortControl
 	}
 	ln, err := lc.Listen(ctx, "tcp", cfg.Addr())
 	if err != nil {
@@ -146,107 +140,77 @@ func runFork(ctx context.Context, force <-chan struct{}, cfg config.Config, buil
 	return err
 }
 
-// runWorker serves on the socket its master handed it, until SIGTERM or
-// until the master is gone.
-func runWorker(ctx context.Context, force <-chan struct{}, cfg config.Config, w *supervisor.Worker, build string, stderr io.Writer) error {
-	// The master decides when a worker stops: a terminal's Ctrl-C reaches
-	// the whole process group, and the master turns it into one SIGTERM.
-	signal.Ignore(os.Interrupt, syscall.SIGHUP)
-	spareP()
-	log := newLogger(stderr, "worker", cfg.Port).With("worker", w.ID)
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	srv := newServer(cfg, w.ID, build, log)
-	opts := serveOpts(cfg, log)
-	if w.Conns != nil {
-		opts.Balancer = w.Conns
-	} else if cfg.WorkerCount() > 1 {
-		opts.MaxConnRequests = reusePortRecycle // no table: spread by recycling
+// runCluster is CLUSTER mode (or FORK with --watch: one supervised
+// worker). The same call is the master in the process the user started and
+// a worker in each process the master starts with the same arguments.
+func runCluster(ctx context.Context, force <-chan struct{}, cfg config.Config, exe, build string, stderr io.Writer) error {
+	cc := cluster.Config{
+		Addr:          cfg.Addr(),
+		Workers:       cfg.WorkerCount(),
+		ShareExisting: cfg.ReusePort,
+		SharedSocket:  cfg.SharedSocket,
+		Balance:       true, // keep-alive connections even across workers
+		Private:       true, // the master gathers every worker's /metrics there
+		DrainTimeout:  cfg.DrainTimeout,
+		StopTimeout:   cfg.DrainTimeout + 5*time.Second,
+		Force:         force,
+		EnvPrefix:     "LBSERVER_",
+		Exe:           exe,
+		Args:          cfg.Args,
 	}
-	gs := drain.New(httpServer(srv, log), opts)
-	if w.Private != nil {
-		gs.ServeListener(w.Private) // the master gathers this worker's /metrics there
+	id := cc.WorkerID() // 0 in the master
+	if id > 0 {
+		cc.Logger = newLogger(stderr, "worker", cfg.Port).With("worker", id)
+	} else {
+		cc.Logger = newLogger(stderr, "master", cfg.Port)
 	}
-	wg.Go(func() {
-		// gs also accepts for a slot whose worker is dead, when the master says so.
-		if w.WatchMaster(ctx, gs) {
-			log.Warn("master is gone; draining")
-			cancel()
-		}
+	log := cc.Logger
+	cc.Master = func(m *cluster.Master) (func(), error) {
+		log.Info("master", "mode", cfg.Mode, "build", build, "config", cfg.String())
+		return startMasterExtras(cfg, exe, m, log)
+	}
+	err := cluster.Run(ctx, cc, func(ctx context.Context, w *cluster.Worker) error {
+		spareP()
+		srv := newServer(cfg, w.ID(), build, log)
+		srv.SetReady(true) // /healthz answers once Serve accepts
+		err := w.Serve(ctx, httpServer(srv, log))
+		log.Info("stopped")
+		return err
 	})
-	err := gs.Serve(ctx, force, w.Listener, func() {
-		srv.SetReady(true)
-		if err := w.Ready(); err != nil {
-			log.Error("tell master ready", "err", err)
-		}
-	})
-	log.Info("stopped")
+	if oe, ok := errors.AsType[*net.OpError](err); ok && oe.Op == "listen" && id == 0 {
+		return fmt.Errorf("%w (choose a free port with --port)", err)
+	}
 	return err
 }
 
-// runMaster supervises the workers: CLUSTER, or FORK with --watch.
-func runMaster(ctx context.Context, force <-chan struct{}, cfg config.Config, exe, build string, stderr io.Writer) error {
-	log := newLogger(stderr, "master", cfg.Port)
-	m, err := supervisor.Listen(supervisor.Options{
-		Exe:           exe,
-		Args:          cfg.Args,
-		Env:           os.Environ(),
-		Workers:       cfg.WorkerCount(),
-		Addr:          cfg.Addr(),
-		ShareExisting: cfg.ReusePort,
-		SharedSocket:  cfg.SharedSocket,
-		StopTimeout:   cfg.DrainTimeout + 5*time.Second,
-		Logger:        log,
-	})
-	if err != nil {
-		return fmt.Errorf("%w (choose a free port with --port)", err)
-	}
-	log.Info("master", "mode", cfg.Mode, "build", build, "config", cfg.String())
-
-	reload := make(chan struct{}, 1)
-	poke := func() {
-		select {
-		case reload <- struct{}{}:
-		default: // a reload is already pending
+// startMasterExtras starts what lbserver's master serves besides its
+// workers: --watch (a rolling reload when the executable changes) and
+// --master-metrics. It returns what stops them.
+func startMasterExtras(cfg config.Config, exe string, m *cluster.Master, log *slog.Logger) (func(), error) {
+	var srv *http.Server
+	if cfg.MasterMetrics != "" {
+		ln, err := net.Listen("tcp", cfg.MasterMetrics)
+		if err != nil {
+			return nil, fmt.Errorf("master metrics: listen on %s: %w", cfg.MasterMetrics, err)
 		}
+		srv = &http.Server{Handler: masterMetricsHandler(m), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-
-	bg, stopBG := context.WithCancel(context.Background())
+	bg, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer stopBG()
-	wg.Go(func() {
-		for {
-			select {
-			case <-bg.Done():
-				return
-			case <-hup:
-				log.Info("SIGHUP: rolling reload")
-				poke()
-			}
-		}
-	})
 	if cfg.Watch {
 		wg.Go(func() {
-			err := supervisor.Watch(bg, supervisor.WatchOptions{Exe: exe, Dirs: cfg.WatchDirs, Build: cfg.Build, Logger: log}, poke)
+			err := watch.Run(bg, watch.Options{Exe: exe, Dirs: cfg.WatchDirs, Build: cfg.Build, Logger: log}, m.Reload)
 			if err != nil {
 				log.Error("watch stopped", "err", err)
 			}
 		})
 	}
-	if cfg.MasterMetrics != "" {
-		ln, err := net.Listen("tcp", cfg.MasterMetrics)
-		if err != nil {
-			return fmt.Errorf("master metrics: listen on %s: %w", cfg.MasterMetrics, err)
+	return func() {
+		cancel()
+		wg.Wait()
+		if srv != nil {
+			_ = srv.Close()
 		}
-		srv := &http.Server{Handler: masterMetricsHandler(m), ReadHeaderTimeout: 5 * time.Second}
-		wg.Go(func() { _ = srv.Serve(ln) })
-		defer srv.Close()
-	}
-	return m.Run(ctx, force, reload)
+	}, nil
 }
