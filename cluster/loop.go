@@ -69,9 +69,9 @@ type child struct {
 
 // The events the loop selects on, besides stop, force and reload requests.
 type (
-	event          interface{}
-	evReady        struct{ c *child }
-	evExited       struct {
+	event    interface{}
+	evReady  struct{ c *child }
+	evExited struct {
 		c   *child
 		err error
 	}

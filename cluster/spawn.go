@@ -14,12 +14,12 @@ const (
 	fdReady    = 4 // write end of the ready pipe
 	fdLifeline = 5 // read end of the lifeline pipe
 
-	envWorkerID       = "WORKER_ID"        // the slot, 1..Workers
-	envMasterPID      = "MASTER_PID"       // for the logs; never polled
-	envSlots          = "SLOTS"            // N: fds 6..5+N are the sockets of slots 1..N
-	envPrivateFD      = "PRIVATE_FD"       // the worker's private listener
-	envConnTableFD    = "CONNTABLE_FD"     // the connection table (a memfd)
-	envConnTableEntry = "CONNTABLE_ENTRY"  // "i/n": this worker's entry i of the table's n
+	envWorkerID       = "WORKER_ID"       // the slot, 1..Workers
+	envMasterPID      = "MASTER_PID"      // for the logs; never polled
+	envSlots          = "SLOTS"           // N: fds 6..5+N are the sockets of slots 1..N
+	envPrivateFD      = "PRIVATE_FD"      // the worker's private listener
+	envConnTableFD    = "CONNTABLE_FD"    // the connection table (a memfd)
+	envConnTableEntry = "CONNTABLE_ENTRY" // "i/n": this worker's entry i of the table's n
 )
 
 var envNames = []string{envWorkerID, envMasterPID, envSlots, envPrivateFD, envConnTableFD, envConnTableEntry}
