@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/lbserver/lbserver/internal/respond"
 )
 
 // facts are the process facts /info shows. All but RSS and uptime are
@@ -127,7 +129,7 @@ func rssBytes() int64 {
 func (s *Server) handleAPIInfo(w http.ResponseWriter, r *http.Request) {
 	buf := make([]byte, 0, 1024)
 	now := time.Now()
-	writeJSON(w, http.StatusOK, s.facts.appendJSON(buf, s.facts.rss.get(now), now.Sub(s.facts.started)))
+	respond.JSON(w, http.StatusOK, s.facts.appendJSON(buf, s.facts.rss.get(now), now.Sub(s.facts.started)))
 }
 
 //go:embed info.html
@@ -153,7 +155,7 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 	v := infoView{facts: s.facts, RSSBytes: s.facts.rss.get(time.Now()), Uptime: time.Since(s.facts.started).Round(time.Second).String()}
 	if err := infoTmpl.Execute(&buf, v); err != nil {
 		s.log.Error("render info", "err", err)
-		writeError(w, http.StatusInternalServerError, "internal error")
+		respond.Error(w, http.StatusInternalServerError, "internal error")
 		return
 	}
 	setHTMLHeaders(w)
@@ -176,7 +178,7 @@ func (s *Server) handleHome(w http.ResponseWriter, r *http.Request) {
 	var buf bytes.Buffer
 	if err := homeTmpl.Execute(&buf, s.facts); err != nil {
 		s.log.Error("render home", "err", err)
-		writeError(w, http.StatusInternalServerError, "internal error")
+		respond.Error(w, http.StatusInternalServerError, "internal error")
 		return
 	}
 	setHTMLHeaders(w)
@@ -185,8 +187,8 @@ func (s *Server) handleHome(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 	if !s.ready.Load() {
-		writeError(w, http.StatusServiceUnavailable, "not ready")
+		respond.Error(w, http.StatusServiceUnavailable, "not ready")
 		return
 	}
-	writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`))
+	respond.JSON(w, http.StatusOK, []byte(`{"status":"ok"}`))
 }
