@@ -24,9 +24,10 @@ type loop struct {
 	table   *connTable // nil without a connection table
 	slots   []*slot
 
-	events chan event     // from children, timers, Reload and tests
-	done   chan struct{}  // closed when run returns: late senders give up
-	hup    chan os.Signal // SIGHUP: a rolling reload; nil in tests
+	events  chan event     // from children, timers and tests
+	reloads chan struct{}  // Master.Reload; one pending request is enough
+	done    chan struct{}  // closed when run returns: late senders give up
+	hup     chan os.Signal // SIGHUP: a rolling reload; nil in tests
 
 	// Owned by run:
 	children map[*child]struct{} // every worker not yet exited
@@ -91,7 +92,7 @@ var (
 func newLoop(cfg Config, s sys, sockets []*os.File, table *connTable) *loop {
 	l := &loop{
 		cfg: cfg, sys: s, log: cfg.Logger, sockets: sockets, table: table,
-		events: make(chan event), done: make(chan struct{}), children: map[*child]struct{}{},
+		events: make(chan event), reloads: make(chan struct{}, 1), done: make(chan struct{}), children: map[*child]struct{}{},
 	}
 	for i := range cfg.Workers {
 		l.slots = append(l.slots, &slot{id: i + 1, sock: sockets[i%len(sockets)]})
@@ -123,6 +124,8 @@ func (l *loop) run(ctx context.Context, reload, force <-chan struct{}) error {
 			force = nil
 			l.kill()
 		case <-reload:
+			l.requestReload("reload requested")
+		case <-l.reloads:
 			l.requestReload("reload requested")
 		case <-l.hup:
 			l.requestReload("SIGHUP: rolling reload")

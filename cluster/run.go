@@ -292,8 +292,14 @@ func (m *Master) close() {
 // Addr is the address the workers' sockets are bound to.
 func (m *Master) Addr() net.Addr { return m.addr }
 
-// Reload starts a rolling reload, as SIGHUP does.
-func (m *Master) Reload() { m.l.send(evReload{}) }
+// Reload asks for a rolling reload, as SIGHUP does. It never blocks; it
+// may be called from Config.Master (the reload then starts with the loop).
+func (m *Master) Reload() {
+	select {
+	case m.l.reloads <- struct{}{}:
+	default: // one is pending already
+	}
+}
 
 // Stats are the master's counters, as of its last event.
 type Stats struct {

@@ -3,9 +3,11 @@ package cluster
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"testing"
+	"time"
 )
 
 func openFDs(t *testing.T) int {
@@ -61,5 +63,33 @@ func TestConnTableClose(t *testing.T) {
 	}
 	if tb.mem != nil || tb.file != nil || openFDs(t) != before {
 		t.Errorf("after close: mapped %v, file %v, %d descriptors (want %d)", tb.mem != nil, tb.file != nil, openFDs(t), before)
+	}
+}
+
+// Sockets opened by someone else (Config.Files) are used instead of
+// binding: one per slot, or one shared; any other count is an error.
+func TestGivenFiles(t *testing.T) {
+	f1, addr := tcpSocket(t)
+	f2, _ := tcpSocket(t)
+	fake := sys{now: time.Now}
+	m, err := listen(Config{Files: []*os.File{f1, f2}, Workers: 2, Logger: slog.New(slog.DiscardHandler)}, fake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Addr().String(); got != addr {
+		t.Errorf("Addr = %s, want the first given socket's %s", got, addr)
+	}
+	if len(m.sockets) != 2 || m.sockets[0].Fd() == f1.Fd() {
+		t.Errorf("sockets %v: want 2 duplicates of the given ones", m.sockets)
+	}
+	m.close()
+	// The caller's sockets are still open and listening.
+	ln, err := net.FileListener(f1)
+	if err != nil {
+		t.Fatalf("the given socket was closed by the master: %v", err)
+	}
+	ln.Close()
+	if _, err := listen(Config{Files: []*os.File{f1, f2}, Workers: 3, Logger: slog.New(slog.DiscardHandler)}, fake); err == nil {
+		t.Error("2 sockets for 3 workers: no error")
 	}
 }
