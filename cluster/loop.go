@@ -34,9 +34,9 @@ type loop struct {
 	reload   *reloadState        // the rolling reload under way, or nil
 	pending  bool                // a reload was asked for during one: run one more after it
 	stopping bool
-	serving  bool  // every slot has had a ready worker once
-	err      error // why the stop was not clean (workers killed)
-	entries  []bool
+	serving  bool   // every slot has had a ready worker once
+	err      error  // why the stop was not clean (workers killed)
+	entries  []bool // connection table entries in use, by a worker not yet exited
 	stats    Stats
 
 	snap atomic.Pointer[snapshot] // what Stats and Workers read
