@@ -188,11 +188,27 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	go func() { h.done <- h.l.run(ctx, h.reload, h.force) }()
 	t.Cleanup(func() {
 		cancel()
-		h.sync() // the stop is under way: no more starts
-		for _, p := range h.all {
-			if !p.exited {
-				p.onExit(nil)
+		// Once the loop has seen the stop, it starts no more workers: every
+		// one left is told to exit.
+		var left []*fakeProc
+		for stopped := false; !stopped; {
+			select {
+			case <-h.l.done:
+				stopped = true
+			default:
+				h.inspect(func(l *loop) {
+					stopped = l.stopping
+					left = nil
+					for _, p := range h.all {
+						if !p.exited {
+							left = append(left, p)
+						}
+					}
+				})
 			}
+		}
+		for _, p := range left {
+			p.onExit(nil)
 		}
 		select {
 		case <-h.done:
@@ -207,9 +223,13 @@ func newHarness(t *testing.T, cfg Config) *harness {
 }
 
 // sync returns once the loop has handled every event sent before it.
-func (h *harness) sync() {
+func (h *harness) sync() { h.inspect(nil) }
+
+// inspect runs f in the loop, between two events, once the loop has handled
+// every event sent before.
+func (h *harness) inspect(f func(*loop)) {
 	done := make(chan struct{})
-	h.l.send(evSync{done})
+	h.l.send(evSync{done, f})
 	select {
 	case <-done:
 	case <-h.l.done: // the loop has returned: nothing more will be handled
@@ -272,6 +292,7 @@ func (h *harness) waitEvent(k EventKind) Event {
 		select {
 		case e := <-h.events:
 			if e.Kind == k {
+				h.sync() // the loop is done with what it was doing when it emitted e
 				return e
 			}
 		case <-time.After(5 * time.Second):

@@ -80,7 +80,10 @@ type (
 	evReadyTimeout struct{ c *child } // a reload's new worker was not ready in time
 	evStopTimeout  struct{ c *child } // a stopped worker did not exit in time
 	evReload       struct{}
-	evSync         struct{ done chan struct{} } // tests: every earlier event is handled
+	evSync         struct { // tests: every earlier event is handled; f, if set, looks at the loop
+		done chan struct{}
+		f    func(*loop)
+	}
 )
 
 // Errors Run returns in the master when the stop was not clean.
@@ -155,6 +158,9 @@ func (l *loop) handle(ev event) {
 	case evReload:
 		l.requestReload("reload requested")
 	case evSync:
+		if ev.f != nil {
+			ev.f(l)
+		}
 		close(ev.done)
 	}
 }
