@@ -14,7 +14,8 @@
 //
 // The same call is the master in the process you start and the worker in
 // each process the master starts: the same executable with the same
-// arguments.
+// arguments. examples/hello in this module is a complete program; the
+// drain that Worker.Serve runs is package drain, usable on its own.
 //
 // # Model
 //
