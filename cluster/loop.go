@@ -20,6 +20,7 @@ type loop struct {
 	cfg     Config
 	sys     sys
 	log     *slog.Logger
+	addr    string     // what the sockets are bound to, for the logs
 	sockets []*os.File // one per slot, or one shared
 	table   *connTable // nil without a connection table
 	slots   []*slot
@@ -112,7 +113,7 @@ func newLoop(cfg Config, s sys, sockets []*os.File, table *connTable) *loop {
 // force is closed) and returns once every worker has exited.
 func (l *loop) run(ctx context.Context, reload, force <-chan struct{}) error {
 	defer close(l.done)
-	l.log.Info("master started", "addr", l.cfg.addr, "workers", len(l.slots))
+	l.log.Info("master started", "addr", l.addr, "workers", len(l.slots))
 	for _, s := range l.slots {
 		l.fill(s, false)
 	}

@@ -87,8 +87,6 @@ type Config struct {
 	Env  []string
 	// Stdout and Stderr are the workers'; default the master's.
 	Stdout, Stderr io.Writer
-
-	addr string // what the master listens on, for the logs
 }
 
 func (c *Config) setDefaults() error {
@@ -266,7 +264,6 @@ func listen(cfg Config, s sys) (*Master, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.addr = addr.String()
 	var table *connTable
 	if cfg.Balance && cfg.Workers > 1 {
 		// Room for every slot's worker and its replacement during a reload,
@@ -278,6 +275,7 @@ func listen(cfg Config, s sys) (*Master, error) {
 	}
 	m := &Master{addr: addr, sockets: files}
 	m.l = newLoop(cfg, s, files, table)
+	m.l.addr = addr.String()
 	return m, nil
 }
 
