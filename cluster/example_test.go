@@ -8,7 +8,9 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/lbserver/lbserver/cluster"
 )
@@ -83,4 +85,66 @@ func Example() {
 func ExampleEventKind_String() {
 	fmt.Println(cluster.EventReady, cluster.EventReloadFailed)
 	// Output: ready reload-failed
+}
+
+// Real worker processes (this test binary, run again): a killed worker is
+// replaced while the other adopts its slot, a reload replaces both, and a
+// stop ends them all cleanly.
+func TestRealWorkers(t *testing.T) {
+	events := make(chan cluster.Event, 100)
+	ms := make(chan *cluster.Master, 1)
+	cfg := exampleConfig(nil)
+	cfg.Master = func(m *cluster.Master) (func(), error) { ms <- m; return nil, nil }
+	cfg.OnEvent = func(e cluster.Event) { events <- e }
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- cluster.Run(ctx, cfg, hello) }()
+	m := <-ms
+	wait := func(k cluster.EventKind) cluster.Event {
+		t.Helper()
+		for {
+			select {
+			case e := <-events:
+				if e.Kind == k {
+					return e
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatalf("no %s event", k)
+			}
+		}
+	}
+	wait(cluster.EventServing)
+	victim := m.Workers()[0]
+	if err := syscall.Kill(victim.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if e := wait(cluster.EventExited); e.Pid != victim.Pid || e.Err == nil {
+		t.Errorf("exit event %+v, want pid %d with an error", e, victim.Pid)
+	}
+	wait(cluster.EventAdopted)
+	wait(cluster.EventReleased) // the replacement is ready
+	if ws := m.Workers(); len(ws) != 2 || ws[0].Pid == victim.Pid || !ws[0].Ready {
+		t.Errorf("workers after the kill: %+v", ws)
+	}
+	before := m.Workers()
+	m.Reload()
+	wait(cluster.EventReloaded)
+	for i, w := range m.Workers() {
+		if w.Pid == before[i].Pid {
+			t.Errorf("worker %d survived the reload", w.Pid)
+		}
+	}
+	if st := m.Stats(); st.Restarts != 1 || st.Reloads != 1 || st.Live != 2 {
+		t.Errorf("stats %+v, want 1 restart, 1 reload, 2 live", st)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run after a stop = %v, want nil", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the master did not stop")
+	}
 }

@@ -182,7 +182,19 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	if cfg.SharedSocket {
 		n = 1
 	}
-	h.l = newLoop(cfg, s, make([]*os.File, n), nil)
+	// Stand-ins for the sockets: real files (a pipe's read end), so that
+	// each is a distinct value; the loop only hands them on.
+	socks := make([]*os.File, n)
+	for i := range socks {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		socks[i] = r
+		t.Cleanup(func() { r.Close() })
+	}
+	h.l = newLoop(cfg, s, socks, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	go func() { h.done <- h.l.run(ctx, h.reload, h.force) }()

@@ -314,8 +314,11 @@ func (l *loop) send(ev event) {
 	}
 }
 
+// emit reports e to Config.OnEvent, after publishing the state as it is,
+// so that Stats and Workers called from then on show at least what e says.
 func (l *loop) emit(e Event) {
 	if l.cfg.OnEvent != nil {
+		l.publish()
 		l.cfg.OnEvent(e)
 	}
 }

@@ -72,7 +72,8 @@ type Config struct {
 	// once every worker has exited.
 	Master func(m *Master) (stop func(), err error)
 	// OnEvent, if set, is called by the master's loop for every event, in
-	// order; it must not block.
+	// order; it must not block. Master.Stats and Master.Workers called after
+	// an event was reported show at least that event.
 	OnEvent func(Event)
 	// Logger receives one line per event; nil discards.
 	Logger *slog.Logger
