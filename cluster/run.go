@@ -173,11 +173,16 @@ func Run(ctx context.Context, cfg Config, fn func(ctx context.Context, w *Worker
 	case !errors.Is(err, errNotWorker):
 		return err
 	}
+	// SIGHUP is a reload from now on, not the end of the master.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	m, err := listen(cfg, osSys(&cfg))
 	if err != nil {
 		return err
 	}
 	defer m.close()
+	m.l.hup = hup
 	if cfg.Master != nil {
 		stop, err := cfg.Master(m)
 		if err != nil {
@@ -187,10 +192,6 @@ func Run(ctx context.Context, cfg Config, fn func(ctx context.Context, w *Worker
 			defer stop()
 		}
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	m.l.hup = hup
 	defer m.l.sys.wait()
 	return m.l.run(ctx, cfg.Reload, cfg.Force)
 }
