@@ -38,8 +38,11 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 
+## vet: go vet, and the builds for macOS and Windows (the cluster package serves in-process there)
 vet:
 	$(GO) vet ./...
+	GOOS=darwin $(GO) build ./...
+	GOOS=windows $(GO) build ./...
 
 ## unit: the fast tests only (no e2e)
 unit:

@@ -25,7 +25,7 @@ import (
 // With SO_REUSEPORT the kernel picks a slot by a hash of the connection's
 // 4-tuple, so 64 keep-alive connections over 2 workers land 32 +- 4 apiece.
 // The workers even that out through the master's connection table
-// (internal/connbalance): a worker above its share of the open connections
+// (cluster/conntable.go): a worker above its share of the open connections
 // closes one after its answer and the client reconnects. Requests then
 // follow each worker's share of the CPU; with 4 workers on 2 cores that
 // share is uneven at times, so that figure is logged, not asserted.

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command lbbench measures lbserver and writes docs/BENCHMARKS.md and
 // docs/benchmarks.svg. `make bench` runs it; `BENCH_QUICK=1 make bench` is
 // the same run with short measurements (under a minute).

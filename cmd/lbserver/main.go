@@ -8,25 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
+	"github.com/lbserver/lbserver/cluster"
 	"github.com/lbserver/lbserver/internal/config"
 )
 
 func main() {
 	// The first SIGINT/SIGTERM cancels ctx (drain); a second one closes force.
-	ctx, cancel := context.WithCancel(context.Background())
-	force := make(chan struct{})
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-sigs
-		cancel()
-		<-sigs
-		close(force)
-	}()
+	ctx, force, stop := cluster.Signals(context.Background())
 	err := run(ctx, force, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
 	if err == nil {
 		os.Exit(0)
 	}

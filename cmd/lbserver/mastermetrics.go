@@ -8,22 +8,23 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/lbserver/lbserver/internal/supervisor"
+	"github.com/lbserver/lbserver/cluster"
+	"github.com/lbserver/lbserver/internal/server"
 )
 
 // masterMetricsHandler serves the master's own counters (--master-metrics)
 // and every worker's lbserver_* series, gathered over their private sockets.
-func masterMetricsHandler(m *supervisor.Master) http.Handler {
+func masterMetricsHandler(m *cluster.Master) http.Handler {
 	reg := prometheus.NewRegistry()
-	counter := func(name, help string, get func(supervisor.Stats) int64) prometheus.Collector {
+	counter := func(name, help string, get func(cluster.Stats) int64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
 			func() float64 { return float64(get(m.Stats())) })
 	}
 	reg.MustRegister(
-		counter("lbserver_master_worker_starts_total", "Workers started, for any reason.", func(s supervisor.Stats) int64 { return s.Starts }),
-		counter("lbserver_master_worker_exits_total", "Workers exited, for any reason.", func(s supervisor.Stats) int64 { return s.Exits }),
-		counter("lbserver_master_worker_restarts_total", "Workers started to replace one that died.", func(s supervisor.Stats) int64 { return s.Restarts }),
-		counter("lbserver_master_reloads_total", "Rolling reloads completed.", func(s supervisor.Stats) int64 { return s.Reloads }),
+		counter("lbserver_master_worker_starts_total", "Workers started, for any reason.", func(s cluster.Stats) int64 { return s.Starts }),
+		counter("lbserver_master_worker_exits_total", "Workers exited, for any reason.", func(s cluster.Stats) int64 { return s.Exits }),
+		counter("lbserver_master_worker_restarts_total", "Workers started to replace one that died.", func(s cluster.Stats) int64 { return s.Restarts }),
+		counter("lbserver_master_reloads_total", "Rolling reloads completed.", func(s cluster.Stats) int64 { return s.Reloads }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lbserver_master_workers_live", Help: "Worker processes running now."},
 			func() float64 { return float64(m.Stats().Live) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lbserver_master_slots_adopted", Help: "Slots whose worker is down, accepted for by another worker now."},
@@ -31,14 +32,27 @@ func masterMetricsHandler(m *supervisor.Master) http.Handler {
 		connsCollector{m: m},
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	// Every live worker's lbserver_* series too, labelled worker="<slot>"
-	// (workermetrics.go); a worker that does not answer is left out.
-	return promhttp.HandlerFor(prometheus.Gatherers{reg, workerGatherer{m: m}}, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	// Every live worker's lbserver_* series too, labelled worker="<slot>";
+	// a worker that does not answer is left out.
+	workers := server.WorkerGatherer{List: func() []server.MetricsSource {
+		var out []server.MetricsSource
+		seen := map[int]bool{}
+		for _, w := range m.Workers() {
+			// One worker per slot: the current one (a replaced worker is draining).
+			if w.Private == "" || !w.Ready || !w.Current || seen[w.Slot] {
+				continue
+			}
+			seen[w.Slot] = true
+			out = append(out, server.MetricsSource{Slot: w.Slot, Pid: w.Pid, Transport: cluster.PrivateTransport(w.Private)})
+		}
+		return out
+	}}
+	return promhttp.HandlerFor(prometheus.Gatherers{reg, workers}, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
 
 // connsCollector reports each live worker's open connections, as counted in
 // the connection table the workers balance their keep-alive connections by.
-type connsCollector struct{ m *supervisor.Master }
+type connsCollector struct{ m *cluster.Master }
 
 var connsDesc = prometheus.NewDesc("lbserver_master_worker_connections",
 	"Open client connections of each worker process, from the shared connection table.", []string{"worker", "pid"}, nil)

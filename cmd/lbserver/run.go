@@ -15,19 +15,20 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lbserver/lbserver/cluster"
+	"github.com/lbserver/lbserver/drain"
 	"github.com/lbserver/lbserver/internal/balancepage"
 	"github.com/lbserver/lbserver/internal/buildid"
 	"github.com/lbserver/lbserver/internal/config"
-	"github.com/lbserver/lbserver/internal/graceful"
 	"github.com/lbserver/lbserver/internal/logstream"
 	"github.com/lbserver/lbserver/internal/server"
-	"github.com/lbserver/lbserver/internal/supervisor"
+	"github.com/lbserver/lbserver/internal/watch"
 	"github.com/lbserver/lbserver/systemd"
 )
 
 // run parses the command line and runs lbserver in the mode it asks for: a
-// CLUSTER worker (when started by a master), a master (CLUSTER or --watch),
-// or a plain FORK process. ctx ends on the first stop signal, force closes
+// cluster (CLUSTER or --watch: the master, or one of its workers) or a plain
+// FORK process. ctx ends on the first stop signal, force closes
 // on the second.
 func run(ctx context.Context, force <-chan struct{}, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := config.Parse(args, getenv, stdout)
@@ -54,15 +55,8 @@ func run(ctx context.Context, force <-chan struct{}, args []string, getenv func(
 		return nil
 	}
 
-	w, isWorker, err := supervisor.FromEnv(getenv)
-	if err != nil {
-		return err
-	}
-	if isWorker {
-		return runWorker(ctx, force, cfg, w, build, stdout, stderr)
-	}
 	if cfg.Supervised() {
-		return runMaster(ctx, force, cfg, exe, build, stdout, stderr)
+		return runCluster(ctx, force, cfg, exe, build, stdout, stderr)
 	}
 	return runFork(ctx, force, cfg, build, stdout, stderr)
 }
@@ -70,6 +64,14 @@ func run(ctx context.Context, force <-chan struct{}, args []string, getenv func(
 // newLogger logs info lines to stdout, warnings and errors to stderr.
 func newLogger(stdout, stderr io.Writer, role string, port int) *slog.Logger {
 	return slog.New(logstream.New(stdout, stderr, nil)).With("role", role, "pid", os.Getpid(), "port", port)
+}
+
+// hint is config.ListenHint in parentheses, or "".
+func hint(err error) string {
+	if h := config.ListenHint(err); h != "" {
+		return " (" + h + ")"
+	}
+	return ""
 }
 
 func newServer(cfg config.Config, workerID int, build string, log *slog.Logger) *server.Server {
@@ -90,8 +92,20 @@ func newServer(cfg config.Config, workerID int, build string, log *slog.Logger) 
 	})
 }
 
-func serveOpts(cfg config.Config, log *slog.Logger) graceful.Options {
-	return graceful.Options{DrainTimeout: cfg.DrainTimeout, Logger: log}
+func serveOpts(cfg config.Config, log *slog.Logger) drain.Options {
+	return drain.Options{DrainTimeout: cfg.DrainTimeout, Logger: log}
+}
+
+// httpServer is the http.Server every serving process runs h on.
+func httpServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second, // slowloris
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      5 * time.Minute,  // the heavy route may compute for a while
+		IdleTimeout:       75 * time.Second, // longer than nginx's upstream keepalive_timeout (60s)
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
 }
 
 // reusePortRecycle is how many requests a keep-alive connection carries in
@@ -113,14 +127,6 @@ func spareP() {
 	}
 }
 
-// hint is config.ListenHint in parentheses, or "".
-func hint(err error) string {
-	if h := config.ListenHint(err); h != "" {
-		return " (" + h + ")"
-	}
-	return ""
-}
-
 // runFork serves on its own listener in this one process.
 func runFork(ctx context.Context, force <-chan struct{}, cfg config.Config, build string, stdout, stderr io.Writer) error {
 	spareP()
@@ -133,7 +139,7 @@ func runFork(ctx context.Context, force <-chan struct{}, cfg config.Config, buil
 	defer sd.close()
 	lc := net.ListenConfig{}
 	if cfg.ReusePort {
-		lc.Control = supervisor.ReusePortControl
+		lc.Control = cluster.ReusePortControl
 	}
 	ln := sd.listener() // systemd's socket, when it passed one
 	if ln == nil {
@@ -148,112 +154,86 @@ func runFork(ctx context.Context, force <-chan struct{}, cfg config.Config, buil
 	if cfg.ReusePort {
 		opts.MaxConnRequests = reusePortRecycle
 	}
-	err = graceful.New(srv, opts).Serve(ctx, force, ln, func() { srv.SetReady(true); sd.serving(ctx, ln.Addr().String()) })
+	err = drain.New(httpServer(srv, log), opts).Serve(ctx, force, ln, func() { srv.SetReady(true); sd.serving(ctx, ln.Addr().String()) })
 	log.Info("stopped")
 	return err
 }
 
-// runWorker serves on the socket its master handed it, until SIGTERM or
-// until the master is gone.
-func runWorker(ctx context.Context, force <-chan struct{}, cfg config.Config, w *supervisor.Worker, build string, stdout, stderr io.Writer) error {
-	// The master decides when a worker stops: a terminal's Ctrl-C reaches
-	// the whole process group, and the master turns it into one SIGTERM.
-	signal.Ignore(os.Interrupt, syscall.SIGHUP)
-	spareP()
-	log := newLogger(stdout, stderr, "worker", cfg.Port).With("worker", w.ID)
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	srv := newServer(cfg, w.ID, build, log)
-	opts := serveOpts(cfg, log)
-	if w.Conns != nil {
-		opts.Balancer = w.Conns
-	} else if cfg.WorkerCount() > 1 {
-		opts.MaxConnRequests = reusePortRecycle // no table: spread by recycling
-	}
-	gs := graceful.New(srv, opts)
-	if w.Private != nil {
-		gs.ServeListener(w.Private) // the master gathers this worker's /metrics there
-	}
-	wg.Go(func() {
-		// gs also accepts for a slot whose worker is dead, when the master says so.
-		if w.WatchMaster(ctx, gs) {
-			log.Warn("master is gone; draining")
-			cancel()
-		}
-	})
-	err := gs.Serve(ctx, force, w.Listener, func() {
-		srv.SetReady(true)
-		if err := w.Ready(); err != nil {
-			log.Error("tell master ready", "err", err)
-		}
-	})
-	log.Info("stopped")
-	return err
-}
-
-// runMaster supervises the workers: CLUSTER, or FORK with --watch.
-func runMaster(ctx context.Context, force <-chan struct{}, cfg config.Config, exe, build string, stdout, stderr io.Writer) error {
-	log := newLogger(stdout, stderr, "master", cfg.Port)
-	m, err := supervisor.Listen(supervisor.Options{
-		Exe:           exe,
-		Args:          cfg.Args,
-		Env:           os.Environ(),
-		Workers:       cfg.WorkerCount(),
+// runCluster is CLUSTER mode (or FORK with --watch: one supervised
+// worker). The same call is the master in the process the user started and
+// a worker in each process the master starts with the same arguments.
+func runCluster(ctx context.Context, force <-chan struct{}, cfg config.Config, exe, build string, stdout, stderr io.Writer) error {
+	cc := cluster.Config{
 		Addr:          cfg.Addr(),
+		Workers:       cfg.WorkerCount(),
 		ShareExisting: cfg.ReusePort,
 		SharedSocket:  cfg.SharedSocket,
+		Balance:       true, // keep-alive connections even across workers
+		Private:       true, // the master gathers every worker's /metrics there
+		DrainTimeout:  cfg.DrainTimeout,
 		StopTimeout:   cfg.DrainTimeout + 5*time.Second,
-		Logger:        log,
+		Force:         force,
+		EnvPrefix:     "LBSERVER_",
+		Exe:           exe,
+		Args:          cfg.Args,
+	}
+	id := cc.WorkerID() // 0 in the master
+	if id > 0 {
+		cc.Logger = newLogger(stdout, stderr, "worker", cfg.Port).With("worker", id)
+	} else {
+		cc.Logger = newLogger(stdout, stderr, "master", cfg.Port)
+	}
+	log := cc.Logger
+	cc.Master = func(m *cluster.Master) (func(), error) {
+		log.Info("master", "mode", cfg.Mode, "build", build, "config", cfg.String())
+		return startMasterExtras(cfg, exe, m, log)
+	}
+	err := cluster.Run(ctx, cc, func(ctx context.Context, w *cluster.Worker) error {
+		spareP()
+		srv := newServer(cfg, w.ID(), build, log)
+		srv.SetReady(true) // /healthz answers once Serve accepts
+		err := w.Serve(ctx, httpServer(srv, log))
+		log.Info("stopped")
+		return err
 	})
-	if err != nil {
+	if oe, ok := errors.AsType[*net.OpError](err); ok && oe.Op == "listen" && id == 0 {
 		return fmt.Errorf("%w%s", err, hint(err))
 	}
-	log.Info("master", "mode", cfg.Mode, "build", build, "config", cfg.String())
+	return err
+}
 
-	reload := make(chan struct{}, 1)
-	poke := func() {
-		select {
-		case reload <- struct{}{}:
-		default: // a reload is already pending
+// startMasterExtras starts what lbserver's master serves besides its
+// workers: --watch (a rolling reload when the executable changes) and
+// --master-metrics. It returns what stops them.
+func startMasterExtras(cfg config.Config, exe string, m *cluster.Master, log *slog.Logger) (func(), error) {
+	var srv *http.Server
+	var ln net.Listener
+	if cfg.MasterMetrics != "" {
+		var err error
+		ln, err = net.Listen("tcp", cfg.MasterMetrics)
+		if err != nil {
+			return nil, fmt.Errorf("master metrics: listen on %s: %w", cfg.MasterMetrics, err)
 		}
+		srv = &http.Server{Handler: masterMetricsHandler(m), ReadHeaderTimeout: 5 * time.Second}
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-
-	bg, stopBG := context.WithCancel(context.Background())
+	bg, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer stopBG()
-	wg.Go(func() {
-		for {
-			select {
-			case <-bg.Done():
-				return
-			case <-hup:
-				log.Info("SIGHUP: rolling reload")
-				poke()
-			}
-		}
-	})
+	if srv != nil {
+		wg.Go(func() { _ = srv.Serve(ln) })
+	}
 	if cfg.Watch {
 		wg.Go(func() {
-			err := supervisor.Watch(bg, supervisor.WatchOptions{Exe: exe, Dirs: cfg.WatchDirs, Build: cfg.Build, Logger: log}, poke)
+			err := watch.Run(bg, watch.Options{Exe: exe, Dirs: cfg.WatchDirs, Build: cfg.Build, Logger: log}, m.Reload)
 			if err != nil {
 				log.Error("watch stopped", "err", err)
 			}
 		})
 	}
-	if cfg.MasterMetrics != "" {
-		ln, err := net.Listen("tcp", cfg.MasterMetrics)
-		if err != nil {
-			return fmt.Errorf("master metrics: listen on %s: %w", cfg.MasterMetrics, err)
+	return func() {
+		cancel()
+		if srv != nil {
+			_ = srv.Close()
 		}
-		srv := &http.Server{Handler: masterMetricsHandler(m), ReadHeaderTimeout: 5 * time.Second}
-		wg.Go(func() { _ = srv.Serve(ln) })
-		defer srv.Close()
-	}
-	return m.Run(ctx, force, reload)
+		wg.Wait()
+	}, nil
 }

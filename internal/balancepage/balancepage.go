@@ -5,21 +5,17 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io/fs"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/lbserver/lbserver/internal/respond"
 )
 
 //go:embed assets
 var assets embed.FS
-
-// CSP is the Content-Security-Policy of the page and its assets: everything
-// from the page's own origin, nothing inline, no framing.
-const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; " +
-	"connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'"
 
 // asset is one embedded file, ready to serve.
 type asset struct {
@@ -68,7 +64,7 @@ type handler struct {
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path+"; allowed: GET, HEAD")
+		respond.Error(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path+"; allowed: GET, HEAD")
 		return
 	}
 	p := r.URL.Path
@@ -84,12 +80,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	a, ok := h.files[seg]
 	if !ok {
-		writeError(w, http.StatusNotFound, "no such file "+r.URL.Path+"; the balance page is at .../balance")
+		respond.Error(w, http.StatusNotFound, "no such file "+r.URL.Path+"; the balance page is at .../balance")
 		return
 	}
 	hd := w.Header()
 	hd.Set("Content-Type", a.contentType)
-	hd.Set("Content-Security-Policy", CSP)
+	hd.Set("Content-Security-Policy", respond.CSP)
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Referrer-Policy", "no-referrer")
 	// no-cache: revalidate each time (cheap, thanks to the ETag), so a
@@ -97,13 +93,4 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Cache-Control", "no-cache")
 	hd.Set("ETag", a.etag)
 	http.ServeContent(w, r, seg, time.Time{}, bytes.NewReader(a.body))
-}
-
-// writeError answers {"error": msg} with status, like the rest of lbserver.
-func writeError(w http.ResponseWriter, status int, msg string) {
-	b, _ := json.Marshal(map[string]string{"error": msg}) // a string map cannot fail
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
 }

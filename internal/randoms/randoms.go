@@ -53,8 +53,9 @@ const (
 )
 
 // yieldEvery bounds how long a goroutine keeps its core without yielding:
-// about 100 µs here, the interval NOTES.md found to keep /api/info
-// responsive (65536 draws of the first, 3x slower kernel). Yielding more
+// about 100 µs here, an interval that measurements showed keeps /api/info
+// responsive while /api/randoms computes on every core (it was 65536 draws
+// with the first kernel, 3x slower than this one). Yielding more
 // often costs: runtime.Gosched wakes an idle P, if any, whose thread may
 // steal the goroutine, moving it to another core: with an idle P, one
 // goroutine yielding every 25 µs ran 29% slower than one yielding every

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/lbserver/lbserver/internal/respond"
 )
 
 // facts are the process facts /info shows. All but RSS and uptime are
@@ -127,7 +129,7 @@ func rssBytes() int64 {
 func (s *Server) handleAPIInfo(w http.ResponseWriter, r *http.Request) {
 	buf := make([]byte, 0, 1024)
 	now := time.Now()
-	writeJSON(w, http.StatusOK, s.facts.appendJSON(buf, s.facts.rss.get(now), now.Sub(s.facts.started)))
+	respond.JSON(w, http.StatusOK, s.facts.appendJSON(buf, s.facts.rss.get(now), now.Sub(s.facts.started)))
 }
 
 //go:embed info.html
@@ -263,8 +265,8 @@ func (s *Server) handleHome(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 	if !s.ready.Load() {
-		writeError(w, http.StatusServiceUnavailable, "not ready")
+		respond.Error(w, http.StatusServiceUnavailable, "not ready")
 		return
 	}
-	writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`))
+	respond.JSON(w, http.StatusOK, []byte(`{"status":"ok"}`))
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/lbserver/lbserver/internal/admission"
 	"github.com/lbserver/lbserver/internal/randoms"
+	"github.com/lbserver/lbserver/internal/respond"
 )
 
 // ParseCant reads the cant query value. present says whether the query had
@@ -48,18 +49,18 @@ func ParseCant(values []string, def, max int64) (int64, error) {
 func (s *Server) handleRandoms(w http.ResponseWriter, r *http.Request) {
 	q, err := url.ParseQuery(r.URL.RawQuery) // r.URL.Query() would drop a malformed cant and compute the default
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "malformed query string: give cant=N, N a whole number from 1 to "+strconv.FormatInt(s.opts.MaxCant, 10))
+		respond.Error(w, http.StatusBadRequest, "malformed query string: give cant=N, N a whole number from 1 to "+strconv.FormatInt(s.opts.MaxCant, 10))
 		return
 	}
 	n, err := ParseCant(q["cant"], s.opts.DefaultCant, s.opts.MaxCant)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		respond.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	release, err := s.limiter.Acquire(r.Context())
 	if errors.Is(err, admission.ErrBusy) {
 		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "busy: every compute slot is taken and the queue is full; retry later")
+		respond.Error(w, http.StatusServiceUnavailable, "busy: every compute slot is taken and the queue is full; retry later")
 		return
 	}
 	if err != nil { // the client went away while queued
@@ -75,5 +76,5 @@ func (s *Server) handleRandoms(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.drawn.Add(float64(n))
-	writeJSON(w, http.StatusOK, counts.AppendJSON(make([]byte, 0, 16*1024)))
+	respond.JSON(w, http.StatusOK, counts.AppendJSON(make([]byte, 0, 16*1024)))
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lbserver/lbserver/internal/admission"
+	"github.com/lbserver/lbserver/internal/respond"
 )
 
 // Options are the facts and limits a Server is built with.
@@ -122,9 +123,9 @@ func (s *Server) muxError(h http.Handler) func(http.ResponseWriter, *http.Reques
 		h.ServeHTTP(probe, r)
 		switch probe.status {
 		case http.StatusMethodNotAllowed:
-			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path+"; allowed: "+w.Header().Get("Allow"))
+			respond.Error(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path+"; allowed: "+w.Header().Get("Allow"))
 		default:
-			writeError(w, http.StatusNotFound, "no route "+r.URL.Path+"; routes: / /info /api/info /api/randoms?cant=N /healthz /metrics /balance")
+			respond.Error(w, http.StatusNotFound, "no route "+r.URL.Path+"; routes: / /info /api/info /api/randoms?cant=N /healthz /metrics /balance")
 		}
 	}
 }

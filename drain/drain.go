@@ -1,12 +1,14 @@
-// Package graceful serves HTTP on a listener and, when asked to stop, drains
-// so that no request that reached the process fails.
+// Package drain serves an http.Server on a listener and, when asked to stop,
+// drains so that no request that reached the process fails.
 //
-// net/http's Shutdown alone is not enough (see NOTES.md): a connection
-// accepted before Shutdown whose first request is read after it is closed
-// without a response, and closing idle keep-alive connections races with a
-// client that is just sending on them. Drain therefore runs in steps:
+// net/http's Shutdown alone is not enough: a connection accepted before
+// Shutdown whose first request is read after it can be closed without a
+// response, and closing idle keep-alive connections races with a client that
+// is sending its next request on one at that moment (the client sees the
+// connection reset, although its request reached the process). Drain
+// therefore runs in steps:
 //
-//  1. close the listener and any added with ServeListener (in a CLUSTER
+//  1. close the listener and any added with ServeListener (in a cluster
 //     worker, only this process's copies: the master's copies keep the
 //     sockets and their accept queues alive);
 //  2. answer every further request with "Connection: close";
@@ -17,7 +19,7 @@
 //
 // A second stop signal (force) ends the drain at once; Serve then returns
 // ErrForced, so that the process exits non-zero.
-package graceful
+package drain
 
 import (
 	"context"
@@ -31,15 +33,11 @@ import (
 	"time"
 )
 
-// Options tune a Server. Zero values take the documented defaults.
+// Options tune a Server. Zero values take the documented defaults. The
+// http.Server's own timeouts are left as they are: set them there.
 type Options struct {
-	DrainTimeout      time.Duration // whole drain budget; default 10s
-	IdleGrace         time.Duration // how long idle keep-alive conns get to send again; default 1s
-	ReadHeaderTimeout time.Duration // default 10s (slowloris)
-	ReadTimeout       time.Duration // default 30s
-	WriteTimeout      time.Duration // default 5m: the heavy route may compute for a while
-	IdleTimeout       time.Duration // default 75s: longer than nginx's upstream keepalive_timeout (60s)
-	MaxHeaderBytes    int           // default 1 MiB + net/http's slack
+	DrainTimeout time.Duration // whole drain budget; default 10s
+	IdleGrace    time.Duration // how long idle keep-alive conns get to send again; default 1s
 	// MaxConnRequests is how many requests one keep-alive connection
 	// carries before the server answers with "Connection: close" (like
 	// nginx's keepalive_requests). With one SO_REUSEPORT socket per worker
@@ -47,16 +45,16 @@ type Options struct {
 	// connections would pin their load to the workers they first hit;
 	// reconnecting every N requests spreads them again, for one handshake
 	// per N requests. Default 1000 (nginx's default); negative means
-	// unlimited. A CLUSTER worker with a Balancer needs no recycling for
+	// unlimited. A cluster worker with a Balancer needs no recycling for
 	// the spread and keeps the default.
 	MaxConnRequests int
 	// Balancer, if set, is told of every connection this server opens and
 	// closes, and asked after each request whether this process holds more
 	// than its share of the cluster's connections; if so the answer closes
 	// the connection and the client reconnects, to a worker the kernel
-	// picks again (connbalance.Member implements it).
+	// picks again (the cluster package's connection table implements it).
 	Balancer Balancer
-	Logger   *slog.Logger
+	Logger   *slog.Logger // nil: discard
 }
 
 // Balancer keeps the connection counts that spread keep-alive connections
@@ -75,13 +73,6 @@ func (o *Options) setDefaults() {
 	}
 	def(&o.DrainTimeout, 10*time.Second)
 	def(&o.IdleGrace, time.Second)
-	def(&o.ReadHeaderTimeout, 10*time.Second)
-	def(&o.ReadTimeout, 30*time.Second)
-	def(&o.WriteTimeout, 5*time.Minute)
-	def(&o.IdleTimeout, 75*time.Second)
-	if o.MaxHeaderBytes == 0 {
-		o.MaxHeaderBytes = http.DefaultMaxHeaderBytes
-	}
 	if o.MaxConnRequests == 0 {
 		o.MaxConnRequests = 1000
 	}
@@ -94,7 +85,7 @@ func (o *Options) setDefaults() {
 // still running were dropped, so the process must not report success.
 var ErrForced = errors.New("drain cut short by a second stop signal")
 
-// Server is an http.Server with a drain that loses nothing.
+// Server is an http.Server with a drain that loses nothing. Make it with New.
 type Server struct {
 	opts     Options
 	srv      *http.Server
@@ -118,25 +109,34 @@ type conn struct {
 // connKey keys a connection's *conn in its context.
 type connKey struct{}
 
-// New returns a Server for h.
-func New(h http.Handler, opts Options) *Server {
+// New returns a Server that serves srv. It takes srv over: its Handler,
+// ConnState and ConnContext are wrapped (the ones already set still run),
+// and srv must not be served or shut down by anyone else.
+func New(srv *http.Server, opts Options) *Server {
 	opts.setDefaults()
-	s := &Server{opts: opts, conns: make(map[net.Conn]*conn), extra: make(map[net.Listener]struct{})}
-	s.srv = &http.Server{
-		Handler:           s.wrap(h),
-		ReadHeaderTimeout: opts.ReadHeaderTimeout,
-		ReadTimeout:       opts.ReadTimeout,
-		WriteTimeout:      opts.WriteTimeout,
-		IdleTimeout:       opts.IdleTimeout,
-		MaxHeaderBytes:    opts.MaxHeaderBytes,
-		ConnState:         s.track,
-		ConnContext:       s.connContext,
-		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
+	s := &Server{opts: opts, srv: srv, conns: make(map[net.Conn]*conn), extra: make(map[net.Listener]struct{})}
+	h := srv.Handler
+	if h == nil {
+		h = http.DefaultServeMux
+	}
+	srv.Handler = s.wrap(h)
+	userState, userContext := srv.ConnState, srv.ConnContext
+	srv.ConnState = func(nc net.Conn, st http.ConnState) {
+		s.track(nc, st)
+		if userState != nil {
+			userState(nc, st)
+		}
+	}
+	srv.ConnContext = func(ctx context.Context, nc net.Conn) context.Context {
+		if userContext != nil {
+			ctx = userContext(ctx, nc)
+		}
+		return s.connContext(ctx, nc)
 	}
 	return s
 }
 
-// ServeListener also serves on ln (e.g. an orphaned slot's socket a CLUSTER
+// ServeListener also serves on ln (e.g. an orphaned slot's socket a cluster
 // worker adopts) until stop is called or the server drains; either closes
 // ln. Connections it accepted are drained like the others.
 func (s *Server) ServeListener(ln net.Listener) (stop func()) {
@@ -195,8 +195,8 @@ func (s *Server) connContext(ctx context.Context, nc net.Conn) context.Context {
 		if _, tcp := nc.LocalAddr().(*net.TCPAddr); tcp {
 			s.opts.Balancer.Opened()
 		} else {
-			// A unix socket (the master's private one, for metrics) is not
-			// a client's connection: never counted, never shed.
+			// A unix socket (a cluster master's private one) is not a
+			// client's connection: never counted, never shed.
 			c.leaving.Store(true)
 		}
 	}

@@ -1,4 +1,7 @@
-package supervisor
+// Package watch is lbserver's --watch and --build: it asks the CLUSTER master
+// for a rolling reload when the executable changes, and rebuilds it when a
+// source file changes.
+package watch
 
 import (
 	"context"
@@ -16,8 +19,8 @@ import (
 	"github.com/lbserver/lbserver/internal/buildid"
 )
 
-// WatchOptions configure Watch.
-type WatchOptions struct {
+// Options configure Run.
+type Options struct {
 	Exe      string   // the executable the workers run
 	Dirs     []string // source folders (recursive); a change runs Build
 	Build    string   // shell command that rebuilds Exe
@@ -28,11 +31,11 @@ type WatchOptions struct {
 // skipDirs are never watched as sources: build output, run state, tools.
 var skipDirs = map[string]bool{".git": true, "bin": true, "run": true, "node_modules": true, "artifacts": true}
 
-// Watch calls reload whenever the executable's content changes (after
+// Run calls reload whenever the executable's content changes (after
 // Debounce without further events), and runs Build when a file under Dirs
 // changes. A failed build is logged and the running workers keep serving.
-// Watch returns when ctx is done.
-func Watch(ctx context.Context, o WatchOptions, reload func()) error {
+// Run returns when ctx is done.
+func Run(ctx context.Context, o Options, reload func()) error {
 	if o.Debounce == 0 {
 		o.Debounce = 300 * time.Millisecond
 	}

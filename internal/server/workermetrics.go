@@ -1,9 +1,8 @@
-package main
+package server
 
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -14,23 +13,31 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-
-	"github.com/lbserver/lbserver/internal/supervisor"
 )
 
-// workerGatherer gathers the lbserver_* series of every live worker from
-// its private unix socket (each worker serves its routes there for the
-// master only) and labels them worker="<slot>", so that one scrape of the
-// master's --master-metrics shows every worker. A scrape of the shared port
-// reaches one worker at a time.
-type workerGatherer struct {
-	m       *supervisor.Master
-	timeout time.Duration // per worker; default 2s
+// MetricsSource is one worker process whose /metrics a CLUSTER master
+// gathers: its slot, its pid, and a transport that reaches its private
+// socket (each worker serves every route there, for the master only).
+type MetricsSource struct {
+	Slot      int
+	Pid       int
+	Transport http.RoundTripper
+}
+
+// WorkerGatherer gathers the lbserver_* series this package's /metrics
+// serves, from every source list returns (one per slot: its current, ready
+// worker), and labels them worker="<slot>", so that one scrape of the
+// master's --master-metrics shows every worker; a scrape of the shared port
+// reaches one worker at a time. A worker that does not answer within timeout
+// (default 2s) is left out, and named in the error.
+type WorkerGatherer struct {
+	List    func() []MetricsSource
+	Timeout time.Duration
 }
 
 // Gather implements prometheus.Gatherer.
-func (g workerGatherer) Gather() ([]*dto.MetricFamily, error) {
-	timeout := g.timeout
+func (g WorkerGatherer) Gather() ([]*dto.MetricFamily, error) {
+	timeout := g.Timeout
 	if timeout == 0 {
 		timeout = 2 * time.Second
 	}
@@ -42,15 +49,9 @@ func (g workerGatherer) Gather() ([]*dto.MetricFamily, error) {
 		errs []string
 		wg   sync.WaitGroup
 	)
-	seen := map[int]bool{}
-	for _, w := range g.m.Workers() {
-		// One worker per slot: the current one (a replaced worker is draining).
-		if w.Private == "" || !w.Ready || !w.Current || seen[w.Slot] {
-			continue
-		}
-		seen[w.Slot] = true
+	for _, w := range g.List() {
 		wg.Go(func() {
-			got, err := scrapeWorker(ctx, w.Private)
+			got, err := scrapeWorker(ctx, w.Transport)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -86,16 +87,8 @@ func (g workerGatherer) Gather() ([]*dto.MetricFamily, error) {
 	return out, nil
 }
 
-// scrapeWorker fetches /metrics from a worker's private socket.
-func scrapeWorker(ctx context.Context, path string) (map[string]*dto.MetricFamily, error) {
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
-		},
-		DisableKeepAlives: true,
-	}
-	defer tr.CloseIdleConnections()
+// scrapeWorker fetches /metrics through tr.
+func scrapeWorker(ctx context.Context, tr http.RoundTripper) (map[string]*dto.MetricFamily, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://worker/metrics", nil)
 	if err != nil {
 		return nil, err

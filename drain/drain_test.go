@@ -1,4 +1,4 @@
-package graceful
+package drain
 
 import (
 	"context"
@@ -49,7 +49,7 @@ func slowHandler(started chan<- struct{}, release <-chan struct{}) http.Handler 
 // (ServeListener) is served until stopped and is closed by the drain.
 func TestDrainFinishesInFlightAndExtraListener(t *testing.T) {
 	started, release := make(chan struct{}, 1), make(chan struct{})
-	s := New(slowHandler(started, release), Options{DrainTimeout: 10 * time.Second, IdleGrace: 50 * time.Millisecond})
+	s := New(&http.Server{Handler: slowHandler(started, release)}, Options{DrainTimeout: 10 * time.Second, IdleGrace: 50 * time.Millisecond})
 	ln, extra, extra2 := listen(t), listen(t), listen(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -117,7 +117,7 @@ func refused(addr string) bool {
 func TestForceEndsDrainWithErrForced(t *testing.T) {
 	started, release := make(chan struct{}, 1), make(chan struct{})
 	defer close(release)
-	s := New(slowHandler(started, release), Options{DrainTimeout: time.Minute})
+	s := New(&http.Server{Handler: slowHandler(started, release)}, Options{DrainTimeout: time.Minute})
 	ln := listen(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	force := make(chan struct{})
@@ -140,7 +140,7 @@ func TestForceEndsDrainWithErrForced(t *testing.T) {
 // A keep-alive connection carries MaxConnRequests requests, the last one
 // answered with "Connection: close"; the client then opens a new one.
 func TestMaxConnRequestsRecyclesConnections(t *testing.T) {
-	s := New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }),
+	s := New(&http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })},
 		Options{MaxConnRequests: 3})
 	ln := listen(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -194,7 +194,7 @@ func (b *fakeBalancer) TryShed() bool {
 // connection's answer carries "Connection: close".
 func TestBalancerCountsEachConnectionOnce(t *testing.T) {
 	b := &fakeBalancer{shed: 1}
-	s := New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }),
+	s := New(&http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })},
 		Options{MaxConnRequests: 4, Balancer: b})
 	ln := listen(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -226,7 +226,7 @@ func TestBalancerCountsEachConnectionOnce(t *testing.T) {
 // not counted by the Balancer, and never shed.
 func TestBalancerIgnoresUnixSockets(t *testing.T) {
 	b := &fakeBalancer{shed: 100}
-	s := New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }),
+	s := New(&http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })},
 		Options{Balancer: b})
 	path := t.TempDir() + "/s.sock"
 	uln, err := net.Listen("unix", path)

@@ -1,0 +1,57 @@
+package cluster
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+)
+
+// When a slot's worker dies, a ready worker of another slot adopts the
+// slot; once the slot's own worker is ready again, it releases it.
+func TestAdoptOnDeathReleaseOnReady(t *testing.T) {
+	h := newHarness(t, Config{Workers: 3, MaxBackoff: time.Second})
+	ps := h.startAll()
+	h.exit(ps[0], errors.New("signal: killed"))
+	h.exit(h.spawned(), errors.New("exit status 1")) // the restart dies too: slot 1 now waits 100ms
+	adopters := 0
+	for _, p := range ps[1:] {
+		if slices.Contains(p.told(), "adopt 1") {
+			adopters++
+		}
+	}
+	if adopters != 1 {
+		t.Fatalf("%d workers adopt slot 1, want 1 (told: %v, %v)", adopters, ps[1].told(), ps[2].told())
+	}
+	if st := h.l.snap.Load().stats; st.Adopted != 1 {
+		t.Errorf("stats.Adopted = %d, want 1", st.Adopted)
+	}
+	h.advance(100 * time.Millisecond)
+	n := h.spawned()
+	h.noSpawn("one restart")
+	for _, p := range ps[1:] {
+		if slices.Contains(p.told(), "release 1") {
+			t.Errorf("worker %d released slot 1 before its worker was ready", p.pid)
+		}
+	}
+	h.ready(n)
+	released := 0
+	for _, p := range ps[1:] {
+		if slices.Contains(p.told(), "release 1") {
+			released++
+		}
+	}
+	if released != 1 || h.l.snap.Load().stats.Adopted != 0 {
+		t.Errorf("after slot 1 is ready: %d releases, %d adopted; want 1, 0", released, h.l.snap.Load().stats.Adopted)
+	}
+}
+
+// With one shared socket there is nothing to adopt.
+func TestSharedSocketNeverAdopts(t *testing.T) {
+	h := newHarness(t, Config{Workers: 2, SharedSocket: true})
+	ps := h.startAll()
+	h.exit(ps[0], errors.New("signal: killed"))
+	if got := ps[1].told(); len(got) != 0 {
+		t.Errorf("told %v with a shared socket", got)
+	}
+}

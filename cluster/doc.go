@@ -1,0 +1,118 @@
+// Package cluster runs an HTTP server (or any TCP server) as a master and
+// one worker process per CPU sharing one port, the way Node's cluster module
+// does, with the standard library and one Linux socket option:
+//
+//	func main() {
+//		ctx, force, stop := cluster.Signals(context.Background())
+//		defer stop()
+//		err := cluster.Run(ctx, cluster.Config{Addr: ":8080", Force: force},
+//			func(ctx context.Context, w *cluster.Worker) error {
+//				return w.Serve(ctx, &http.Server{Handler: myHandler})
+//			})
+//		...
+//	}
+//
+// The same call is the master in the process you start and the worker in
+// each process the master starts: the same executable with the same
+// arguments. examples/hello in this module is a complete program; the
+// drain that Worker.Serve runs is package drain, usable on its own.
+//
+// # Model
+//
+// The master owns the listening sockets and serves nothing. It opens one
+// SO_REUSEPORT socket per worker slot, all bound to the same address, so
+// the kernel spreads new connections evenly over the slots (a single shared
+// accept queue favours a few processes; Config.SharedSocket has one anyway).
+// Because the master keeps every socket open, a worker's death or
+// replacement never closes the port: connections queued on a slot are never
+// lost. The master's process id never changes: a reload replaces workers
+// only.
+//
+// The master is one goroutine that owns every slot and every worker; the
+// workers' readiness and exits and the timers (restart delay, ready timeout,
+// stop timeout) reach it as events. Config.OnEvent sees them in order
+// (spawned, ready, serving, exited, adopted, released, reload started,
+// reloaded, reload failed, stopping), which is what metrics and service
+// managers' notifications need. Master.Stats and Master.Workers are
+// snapshots taken after each event.
+//
+// # Restarts
+//
+// A worker that exits while it is the current one of its slot is restarted.
+// The delay grows with the crashes of that slot in the last CrashWindow (0,
+// then 100ms, doubling, capped at MaxBackoff), so a worker that dies at
+// start does not spin the CPU, and a long-lived master never gives up on a
+// slot after rare crashes. The other slots keep serving meanwhile, and with
+// more than one slot one of their workers adopts the orphaned slot (accepts
+// on its socket too) until the slot's own worker is ready again: without
+// it, the connections the kernel keeps hashing to that slot would wait.
+//
+// # Rolling reload
+//
+// On SIGHUP, a receive on Config.Reload or Master.Reload, the master
+// replaces the workers slot by slot: it starts the new worker, waits until
+// it is ready (Worker.Ready, which Worker.Serve calls), makes it the slot's
+// worker, sends SIGTERM to the old one and waits until it has exited before
+// the next slot. No slot is ever without a ready worker. A new worker that
+// exits or is not ready within ReadyTimeout aborts the reload: the old
+// workers keep serving, the slots after it are left alone. Requests for a
+// reload while one runs make exactly one more reload after it.
+//
+// # Descriptors and environment
+//
+// A worker is started with these descriptors:
+//
+//	fd 3   the slot's listening socket (the worker accepts on it, never binds)
+//	fd 4   the write end of a ready pipe: one byte when the worker serves
+//	fd 5   the read end of a lifeline pipe: the master's commands, one per
+//	       line ("adopt K", "release K"); EOF means the master is gone
+//	fd 6.. every slot's socket, for adoption (with 2 to 64 slots)
+//
+// and these variables (Config.EnvPrefix, default "CLUSTER_", then the name):
+// WORKER_ID (its slot, 1..Workers), MASTER_PID (for logs; never polled),
+// SLOTS (N: fds 6..5+N are slots 1..N), CONNTABLE_FD and CONNTABLE_ENTRY
+// ("i/n") with Config.Balance, and PRIVATE_FD with Config.Private. A worker
+// unsets them once read, so that its own children are not taken for
+// workers.
+//
+// With Config.Balance and more than one worker, the master shares a
+// connection table with the workers: one page of shared memory (a memfd)
+// where every worker keeps its count of open connections, so that a worker
+// holding more than its share of the cluster's keep-alive connections
+// closes one after answering and its client reconnects (the kernel hashes
+// it again). With Config.Private, each worker also serves on a unix socket
+// of Linux's abstract namespace that the master can reach
+// (WorkerInfo.Private, PrivateTransport), e.g. to gather every worker's
+// metrics. Neither leaves anything on disk: a master killed by SIGKILL
+// leaves no file behind, and its workers, reading EOF on their lifeline,
+// drain and exit.
+//
+// The master's copies of the sockets are plain (blocking-mode) files:
+// O_NONBLOCK belongs to a socket's open file description, shared by every
+// process that holds the socket, and os/exec's File.Fd on a non-blocking
+// File would clear it under the workers' feet (their accept4 would then
+// block and their drain hang).
+//
+// # Signals
+//
+//	master SIGINT, SIGTERM  stop (ctx done): SIGTERM every worker, wait for them
+//	                        (StopTimeout, default DrainTimeout + 5s, then SIGKILL
+//	                        and Run returns ErrStopTimeout), close the sockets
+//	master second signal    (Config.Force closed, see Signals) SIGKILL every
+//	                        worker; Run returns ErrForced
+//	master SIGHUP           rolling reload
+//	master dies (any way)   workers read EOF on fd 5 and drain by themselves
+//	worker SIGTERM          drain (Worker.Serve) and exit; a second one cuts
+//	                        the drain short
+//	worker SIGINT, SIGHUP   ignored: a terminal's Ctrl-C reaches the whole
+//	                        process group, and the master turns it into one
+//	                        SIGTERM per worker
+//
+// # Platforms
+//
+// Workers need Linux (SO_REUSEPORT that spreads connections, memfd, the
+// abstract unix namespace). On other systems (macOS, Windows), Run binds
+// the address itself and runs the worker function once, in the calling
+// process, as worker 1, and logs that it does: a program built on cluster
+// still builds and runs there for development.
+package cluster

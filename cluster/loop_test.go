@@ -1,0 +1,152 @@
+package cluster
+
+import (
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Every slot gets a worker, with its slot in the environment; "serving" is
+// reported once every slot has a ready worker, and only once.
+func TestStartsEverySlot(t *testing.T) {
+	h := newHarness(t, Config{Workers: 3, EnvPrefix: "T_"})
+	ps := h.startAll()
+	for i, p := range ps {
+		if p.slot != i+1 || !slices.Contains(p.spec.Env, "T_WORKER_ID="+string(rune('1'+i))) {
+			t.Errorf("worker %d: slot %d, env %v; want slot %d with T_WORKER_ID", i, p.slot, p.spec.Env, i+1)
+		}
+	}
+	if st := h.l.snap.Load().stats; st.Starts != 3 || st.Live != 3 {
+		t.Errorf("stats = %+v, want 3 starts, 3 live", st)
+	}
+	h.exit(ps[0], errors.New("signal: killed"))
+	h.ready(h.spawned())
+	if n := strings.Count(strings.Join(kinds(h.drainEvents()), " "), "serving"); n != 0 {
+		t.Errorf("serving reported again after a restart")
+	}
+}
+
+func kinds(ks []EventKind) []string {
+	var out []string
+	for _, k := range ks {
+		out = append(out, k.String())
+	}
+	return out
+}
+
+// A normal stop: SIGTERM to every worker, no SIGKILL while they are within
+// the stop timeout, Run returns nil, and no exit is logged as a replacement.
+func TestStopIsCleanWithinTheDrainTime(t *testing.T) {
+	h := newHarness(t, Config{Workers: 2, StopTimeout: 10 * time.Second})
+	ps := h.startAll()
+	h.stop()
+	for _, p := range ps {
+		if got := p.signals(); !slices.Equal(got, []os.Signal{sigterm}) {
+			t.Errorf("worker %d got %v at stop, want SIGTERM only", p.pid, got)
+		}
+	}
+	h.advance(10*time.Second - time.Millisecond)
+	for _, p := range ps {
+		h.exit(p, nil)
+	}
+	if err := h.result(); err != nil {
+		t.Errorf("Run after a clean stop = %v, want nil", err)
+	}
+	for _, p := range ps {
+		if has(p.signals(), sigkill) {
+			t.Errorf("worker %d was killed within its drain time", p.pid)
+		}
+	}
+	if n := h.logCount("replaced=true"); n != 0 {
+		t.Errorf("a normal stop logged %d exits as replaced=true", n)
+	}
+	if n := h.logCount("reason=stopped"); n != 2 {
+		t.Errorf("logged %d exits with reason=stopped, want 2", n)
+	}
+	h.noSpawn("after a stop")
+}
+
+// A worker still running past the stop timeout is killed, and Run reports
+// it (the process exits 1).
+func TestStopPastTheStopTimeoutKills(t *testing.T) {
+	h := newHarness(t, Config{Workers: 2, StopTimeout: 10 * time.Second})
+	ps := h.startAll()
+	h.stop()
+	h.exit(ps[0], nil)
+	h.advance(10 * time.Second)
+	if !has(ps[1].signals(), sigkill) {
+		t.Fatalf("worker past the stop timeout got %v, want SIGKILL", ps[1].signals())
+	}
+	if has(ps[0].signals(), sigkill) {
+		t.Error("the worker that had exited was killed")
+	}
+	h.exit(ps[1], errors.New("signal: killed"))
+	if err := h.result(); !errors.Is(err, ErrStopTimeout) {
+		t.Errorf("Run = %v, want ErrStopTimeout", err)
+	}
+}
+
+// A second stop signal (Force) kills every worker at once.
+func TestForceKillsAtOnce(t *testing.T) {
+	h := newHarness(t, Config{Workers: 2, StopTimeout: time.Hour})
+	ps := h.startAll()
+	h.stop()
+	close(h.force)
+	h.sync()
+	h.sync() // force and events are separate channels: one more round
+	for _, p := range ps {
+		if !has(p.signals(), sigkill) {
+			t.Errorf("worker %d got %v after force, want SIGKILL", p.pid, p.signals())
+		}
+	}
+	for _, p := range ps {
+		h.exit(p, errors.New("signal: killed"))
+	}
+	if err := h.result(); !errors.Is(err, ErrForced) {
+		t.Errorf("Run = %v, want ErrForced", err)
+	}
+}
+
+// A crash looping slot is restarted after 0, 100ms, 200ms, ... capped
+// delays, each after exactly its delay; once the crashes leave the window,
+// the next restart is immediate again. Restarts are counted.
+func TestCrashBackoff(t *testing.T) {
+	h := newHarness(t, Config{Workers: 1, MaxBackoff: time.Second, CrashWindow: time.Minute})
+	p := h.spawned()
+	h.ready(p)
+	want := []time.Duration{0, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond,
+		800 * time.Millisecond, time.Second, time.Second}
+	for i, d := range want {
+		h.exit(p, errors.New("exit status 1"))
+		if d > 0 {
+			h.advance(d - time.Millisecond)
+			h.noSpawn("before the restart delay " + d.String())
+			h.advance(time.Millisecond)
+		}
+		p = h.spawned()
+		if got := h.l.snap.Load().stats.Restarts; got != int64(i+1) {
+			t.Fatalf("restarts = %d, want %d", got, i+1)
+		}
+	}
+	h.advance(time.Minute) // the window empties
+	h.exit(p, errors.New("exit status 1"))
+	h.spawned() // at once
+}
+
+// A worker that cannot be started counts as a crash and is retried.
+func TestStartFailureIsRetried(t *testing.T) {
+	h := newHarness(t, Config{Workers: 1})
+	p := h.spawned()
+	h.ready(p)
+	h.failNext = true
+	h.exit(p, errors.New("exit status 2")) // restart at once: fails; next after 100ms
+	h.noSpawn("after a failed start")
+	h.advance(100 * time.Millisecond)
+	h.spawned()
+	if !strings.Contains(h.logs.String(), `msg="start worker"`) {
+		t.Error("the failed start was not logged")
+	}
+}

@@ -1,0 +1,67 @@
+package cluster
+
+import (
+	"os"
+	"sync"
+	"time"
+)
+
+// sys is the operating system as the master sees it: starting a worker
+// process, and the clock. The master's loop calls nothing else of the OS
+// once its sockets are bound, so that unit tests replace sys with fake
+// children and a fake clock and drive every path of the loop with no real
+// process and no sleep.
+type sys struct {
+	// start starts a worker process described by spec. Once it is
+	// running, start calls onReady when the worker reports ready (at most
+	// once), then onExit when it has exited (exactly once), each from a
+	// goroutine of its own, never both at the same time and never ready
+	// after exit.
+	start func(spec spawnSpec, onReady func(), onExit func(error)) (process, error)
+	// listenPrivate makes a private listening socket for one worker and
+	// returns it with the address the master dials it at; nil sys has none.
+	listenPrivate func(slot int) (*os.File, string, error)
+	now           func() time.Time
+	// afterFunc calls f in its own goroutine after d, unless stop is
+	// called first (stop reports whether it stopped f).
+	afterFunc func(d time.Duration, f func()) (stop func() bool)
+	// wait waits for every goroutine start made (after every process has
+	// exited).
+	wait func()
+}
+
+// spawnSpec is what a worker process starts with, besides the base
+// environment and the ready and lifeline pipes the sys adds.
+type spawnSpec struct {
+	Slot  int
+	Env   []string   // added to the base environment
+	Files []*os.File // Files[0] becomes fd 3; Files[1:] become fds 6 onwards
+}
+
+// process is a started worker process.
+type process interface {
+	Pid() int
+	Signal(os.Signal) error
+	// Tell queues one line for the worker's lifeline. It never blocks: a
+	// worker that does not read its lifeline loses lines, not the master.
+	Tell(line string)
+}
+
+// fdOf is the descriptor number the worker sees Files[i] at.
+func fdOf(i int) int {
+	if i == 0 {
+		return fdListener
+	}
+	return fdLifeline + i
+}
+
+// realClock is the wall clock half of sys.
+func realClock(s *sys) {
+	s.now = time.Now
+	s.afterFunc = func(d time.Duration, f func()) func() bool {
+		return time.AfterFunc(d, f).Stop
+	}
+}
+
+// goroutines owns the goroutines a real sys starts for its children.
+type goroutines struct{ wg sync.WaitGroup }

@@ -1,0 +1,108 @@
+package cluster
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// The descriptors a worker starts with. The names of the environment
+// variables below are Config.EnvPrefix followed by these.
+const (
+	fdListener = 3 // the slot's listening socket
+	fdReady    = 4 // write end of the ready pipe
+	fdLifeline = 5 // read end of the lifeline pipe
+
+	envWorkerID       = "WORKER_ID"       // the slot, 1..Workers
+	envMasterPID      = "MASTER_PID"      // for the logs; never polled
+	envSlots          = "SLOTS"           // N: fds 6..5+N are the sockets of slots 1..N
+	envPrivateFD      = "PRIVATE_FD"      // the worker's private listener
+	envConnTableFD    = "CONNTABLE_FD"    // the connection table (a memfd)
+	envConnTableEntry = "CONNTABLE_ENTRY" // "i/n": this worker's entry i of the table's n
+)
+
+var envNames = []string{envWorkerID, envMasterPID, envSlots, envPrivateFD, envConnTableFD, envConnTableEntry}
+
+// fill starts a worker for slot s if it has none; a worker that cannot be
+// started counts as a crash, retried after its backoff.
+func (l *loop) fill(s *slot, restart bool) {
+	if l.stopping || s.cur != nil {
+		return
+	}
+	c, err := l.spawn(s)
+	if err != nil {
+		l.log.Error("start worker", "worker", s.id, "err", err)
+		l.crash(s)
+		return
+	}
+	s.cur = c
+	if restart {
+		l.stats.Restarts++
+	}
+}
+
+// spawn starts a worker process for slot s; the caller decides its role
+// (current worker, or a reload's new worker).
+func (l *loop) spawn(s *slot) (*child, error) {
+	env := func(name, v string) string { return l.cfg.EnvPrefix + name + "=" + v }
+	spec := spawnSpec{Slot: s.id, Files: []*os.File{s.sock}, Env: []string{
+		env(envWorkerID, strconv.Itoa(s.id)),
+		env(envMasterPID, strconv.Itoa(os.Getpid())),
+	}}
+	add := func(name string, f *os.File) {
+		spec.Env = append(spec.Env, env(name, strconv.Itoa(fdOf(len(spec.Files)))))
+		spec.Files = append(spec.Files, f)
+	}
+	if l.adoptable() {
+		// fds 6.. are every slot's socket, in slot order, so that this
+		// worker can accept for a slot whose worker is down (rebalance).
+		spec.Files = append(spec.Files, l.sockets...)
+		spec.Env = append(spec.Env, env(envSlots, strconv.Itoa(len(l.sockets))))
+	}
+	entry := l.takeEntry()
+	if entry >= 0 {
+		add(envConnTableFD, l.table.file)
+		spec.Env = append(spec.Env, env(envConnTableEntry, strconv.Itoa(entry)+"/"+strconv.Itoa(l.table.entries)))
+	}
+	var private string
+	if l.cfg.Private && l.sys.listenPrivate != nil {
+		f, addr, err := l.sys.listenPrivate(s.id)
+		if err != nil {
+			l.log.Warn("worker without a private socket", "worker", s.id, "err", err)
+		} else {
+			defer f.Close() // the worker has its copy once started; the name lives as long as it
+			add(envPrivateFD, f)
+			private = addr
+		}
+	}
+	c := &child{slot: s, entry: entry, private: private}
+	p, err := l.sys.start(spec, func() { l.send(evReady{c}) }, func(err error) { l.send(evExited{c, err}) })
+	if err != nil {
+		l.releaseEntry(entry)
+		return nil, fmt.Errorf("start worker %d: %w", s.id, err)
+	}
+	c.proc, c.pid, c.started = p, p.Pid(), l.sys.now()
+	l.children[c] = struct{}{}
+	l.stats.Starts++
+	l.log.Info("worker started", "worker", s.id, "worker_pid", c.pid)
+	l.emit(Event{Kind: EventSpawned, Slot: s.id, Pid: c.pid})
+	return c, nil
+}
+
+// withoutWorkerEnv drops the variables a master sets for its workers from
+// env, so that a worker's own children (or a master started by a worker)
+// never take them for theirs.
+func withoutWorkerEnv(env []string, prefix string) []string {
+	out := make([]string, 0, len(env))
+next:
+	for _, kv := range env {
+		for _, name := range envNames {
+			if strings.HasPrefix(kv, prefix+name+"=") {
+				continue next
+			}
+		}
+		out = append(out, kv)
+	}
+	return out
+}
