@@ -325,15 +325,16 @@ func TestMasterKillsWorkerThatIgnoresStop(t *testing.T) {
 // TestForkReusePortRecyclesConnections: FORK with --reuseport (PM2 -i N:
 // no master, no shared connection table) closes a keep-alive connection
 // after every 100 requests, so that clients are hashed again over the
-// instances; without --reuseport a connection carries 1000.
+// instances; without --reuseport a connection carries 1000 (nginx's
+// keepalive_requests default).
 func TestForkReusePortRecyclesConnections(t *testing.T) {
 	for _, c := range []struct {
 		name  string
 		extra []string
 		want  []int // 1-based requests answered with Connection: close
 	}{
-		{"reuseport", []string{"--reuseport"}, []int{100, 200}},
-		{"plain", nil, nil},
+		{"reuseport", []string{"--reuseport"}, []int{100, 200, 300, 400, 500, 600, 700, 800, 900, 1000}},
+		{"plain", nil, []int{1000}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			port := FreePort(t)
@@ -344,7 +345,8 @@ func TestForkReusePortRecyclesConnections(t *testing.T) {
 			defer tr.CloseIdleConnections()
 			kc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 			var closed []int
-			for i := 1; i <= 250; i++ {
+			const n = 1001
+			for i := 1; i <= n; i++ {
 				r, err := kc.Get(base + "/api/info")
 				if err != nil {
 					t.Fatalf("request %d: %v", i, err)
@@ -359,7 +361,7 @@ func TestForkReusePortRecyclesConnections(t *testing.T) {
 				}
 			}
 			if !slices.Equal(closed, c.want) {
-				t.Errorf("answers with Connection: close at requests %v of 250 on one keep-alive client, want %v", closed, c.want)
+				t.Errorf("answers with Connection: close at requests %v of %d on one keep-alive client, want %v", closed, n, c.want)
 			}
 		})
 	}

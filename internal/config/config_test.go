@@ -2,7 +2,10 @@ package config
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +19,26 @@ func env(kv ...string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
+// nproc is the number of CPUs this process may run on, as coreutils'
+// nproc counts them (sched_getaffinity): the expectation comes from outside
+// the code under test.
+func nproc(tb testing.TB) int {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "nproc").Output()
+	if err != nil {
+		tb.Fatalf("nproc: %v", err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil || n < 1 {
+		tb.Fatalf("nproc printed %q", out)
+	}
+	return n
+}
+
 func TestParseGood(t *testing.T) {
+	cpus := nproc(t) // the default: one worker per CPU
 	tests := []struct {
 		name    string
 		args    []string
@@ -25,13 +47,13 @@ func TestParseGood(t *testing.T) {
 		mode    Mode
 		workers int
 	}{
-		{"defaults", nil, env(), 8080, ModeFork, DefaultWorkers()},
-		{"long flags", []string{"--port", "8081", "--mode", "CLUSTER"}, env(), 8081, ModeCluster, DefaultWorkers()},
-		{"equals form", []string{"--port=8082", "--mode=fork"}, env(), 8082, ModeFork, DefaultWorkers()},
+		{"defaults", nil, env(), 8080, ModeFork, cpus},
+		{"long flags", []string{"--port", "8081", "--mode", "CLUSTER"}, env(), 8081, ModeCluster, cpus},
+		{"equals form", []string{"--port=8082", "--mode=fork"}, env(), 8082, ModeFork, cpus},
 		{"short flags", []string{"-p", "9000", "-m", "cluster", "--workers", "3"}, env(), 9000, ModeCluster, 3},
-		{"spanish alias", []string{"--modo", "Cluster"}, env(), 8080, ModeCluster, DefaultWorkers()},
-		{"env", nil, env("PORT", "7000", "MODE", "cluster"), 7000, ModeCluster, DefaultWorkers()},
-		{"flag beats env", []string{"--port", "7001"}, env("PORT", "7000"), 7001, ModeFork, DefaultWorkers()},
+		{"spanish alias", []string{"--modo", "Cluster"}, env(), 8080, ModeCluster, cpus},
+		{"env", nil, env("PORT", "7000", "MODE", "cluster"), 7000, ModeCluster, cpus},
+		{"flag beats env", []string{"--port", "7001"}, env("PORT", "7000"), 7001, ModeFork, cpus},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
