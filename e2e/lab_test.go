@@ -134,6 +134,15 @@ func (l *lab) down() {
 				t.Logf("%s (last 2000 bytes):\n%s", f, b[max(0, len(b)-2000):])
 			}
 		}
+		if b, err := os.ReadFile(filepath.Join(l.runDir, "nginx", "logs", "access.log")); err == nil {
+			var odd []string
+			for _, line := range strings.Split(string(b), "\n") {
+				if line != "" && !strings.Contains(line, "\" 200 ") && len(odd) < 20 {
+					odd = append(odd, line)
+				}
+			}
+			t.Logf("access.log, answers other than 200 (first 20):\n%s", strings.Join(odd, "\n"))
+		}
 	}
 	start := time.Now()
 	out, err := l.make("lab-down")
@@ -681,4 +690,93 @@ func TestLabRefusals(t *testing.T) {
 	if _, err := os.Stat(runDir); !os.IsNotExist(err) {
 		t.Errorf("%s exists: something was started (%v)", runDir, err)
 	}
+}
+
+// labHostBar is one bar of the page's Hosts list.
+type labHostBar struct {
+	Host  string `json:"host"`
+	State string `json:"state"`
+	Count int    `json:"count"`
+}
+
+// The balance page through the lab's nginx, as a person watching it sees a
+// failure: one bar per host; host3's link down greys its bar (silent) while
+// the others stay live and no request fails; healed, it is live again. The
+// screenshot of the failed host is docs/img/lab-balance.png
+// (LBSERVER_DOC_IMAGES=1, make lab-screenshot).
+func TestNginxLabBrowserBalance(t *testing.T) {
+	l := labStart(t)
+	ctx := browserNew(t, 1100, 1400)
+	browserOpen(t, ctx, l.url+"/balance?path=/api/randoms%3Fcant%3D1000&rate=200&concurrency=16&autostart=1", "#start")
+	bars := func() map[string]labHostBar {
+		m := map[string]labHostBar{}
+		for _, b := range browserEval[[]labHostBar](t, ctx, `Array.from(document.querySelectorAll('#hosts > li')).map(function (li) {
+		  return {host: li.dataset.host, state: li.dataset.state, count: Number(li.dataset.count)};
+		})`) {
+			m[b.Host] = b
+		}
+		return m
+	}
+	states := func(want map[string]string) func() bool {
+		return func() bool {
+			got := bars()
+			for h, st := range want {
+				if got[h].State != st {
+					return false
+				}
+			}
+			return len(got) == len(want)
+		}
+	}
+	allLive := map[string]string{"host1": "live", "host2": "live", "host3": "live", "host4": "live"}
+	Eventually(t, 30*time.Second, "four live host bars", states(allLive))
+	Eventually(t, 60*time.Second, "600 answers on the page", func() bool {
+		return browserEval[balanceSnapshot](t, ctx, `window.lbBalance.snapshot()`).Done >= 600
+	})
+
+	l.mustMake("lab-fail", "HOST=3")
+	tDown := time.Now()
+	Eventually(t, 30*time.Second, "host3's bar silent, the others live", states(map[string]string{"host1": "live", "host2": "live", "host3": "silent", "host4": "live"}))
+	t.Logf("host3's bar turned silent %s after make lab-fail", time.Since(tDown).Round(time.Millisecond))
+	down := bars()["host3"].Count
+	// The pid bars are grouped by host: host3's workers are silent too.
+	pids := browserEval[[]map[string]string](t, ctx, `Array.from(document.querySelectorAll('#pids > li')).map(function (li) {
+	  return {host: li.dataset.host, pid: li.dataset.pid, state: li.dataset.state};
+	})`)
+	var order []string
+	host3 := 0
+	for _, b := range pids {
+		if len(order) == 0 || order[len(order)-1] != b["host"] {
+			order = append(order, b["host"])
+		}
+		if b["host"] == "host3" {
+			host3++
+			if b["state"] != "silent" {
+				t.Errorf("host3's pid %s: state %q, want silent", b["pid"], b["state"])
+			}
+		}
+	}
+	if host3 == 0 || !slices.Equal(order, []string{"host1", "host2", "host3", "host4"}) {
+		t.Errorf("pid bars: %v, want them grouped by host, host1 to host4, with host3's among them", pids)
+	}
+	png := browserScreenshot(t, ctx, "lab-balance")
+	browserDocImage(t, "lab-balance", png)
+
+	l.mustMake("lab-heal", "HOST=3")
+	tHeal := time.Now()
+	Eventually(t, 30*time.Second, "host3's bar live again", states(allLive))
+	t.Logf("host3's bar live again %s after make lab-heal", time.Since(tHeal).Round(time.Millisecond))
+	if got := bars()["host3"].Count; got <= down {
+		t.Errorf("host3's count: %d after the heal, want more than %d", got, down)
+	}
+	browserEval[bool](t, ctx, `window.lbBalance.stop()`)
+	var s balanceSnapshot
+	Eventually(t, 30*time.Second, "the page's run to end (the requests in flight answered)", func() bool {
+		s = browserEval[balanceSnapshot](t, ctx, `window.lbBalance.snapshot()`)
+		return !s.Running && s.InFlight == 0
+	})
+	if s.HTTPErrors != 0 || s.NetErrors != 0 {
+		t.Errorf("the page counted %d HTTP and %d network errors through the failure, want 0 (%v)", s.HTTPErrors, s.NetErrors, s)
+	}
+	browserNoErrors(t, ctx)
 }

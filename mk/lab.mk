@@ -5,7 +5,7 @@
 # logs, pid files and nginx's prefix.
 LAB = LBSERVER_BIN=$(BIN) scripts/lab.sh
 
-.PHONY: lab lab-status lab-down lab-fail lab-heal lab-kill lab-reload
+.PHONY: lab lab-status lab-down lab-fail lab-heal lab-kill lab-reload lab-screenshot
 
 ## lab: build, then nginx + four CLUSTER hosts in network namespaces (root); prints the URL to open
 lab: build
@@ -34,3 +34,9 @@ lab-kill:
 ## lab-reload: SIGHUP each host's master in turn, waiting for its new workers
 lab-reload:
 	@$(LAB) reload
+
+## lab-screenshot: docs/img/lab-balance.png, the balance page with a failed host (root, headless Chromium)
+lab-screenshot:
+	bash scripts/deps.d/40-chromium.sh
+	LBSERVER_DOC_IMAGES=1 $(GO) test -count=1 -timeout 5m -run '^TestNginxLabBrowserBalance$$' ./e2e/
+	@ls -l docs/img/lab-balance.png

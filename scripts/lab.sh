@@ -336,6 +336,13 @@ cmd_up() {
     ip -n "$ns" link set eth0 up
   done
   ip link add "$UPLINK" type veth peer name up0 netns "$LB_NS"
+  # IPv4 only. Without this the kernel gives the link an IPv6 link-local
+  # address about a second after it comes up, and a browser open on this
+  # machine takes that for a network change (Chromium aborts its requests
+  # in flight with ERR_NETWORK_CHANGED).
+  if [ -e "/proc/sys/net/ipv6/conf/$UPLINK/disable_ipv6" ]; then
+    echo 1 >"/proc/sys/net/ipv6/conf/$UPLINK/disable_ipv6"
+  fi
   ip addr add "$MACHINE_ADDR/30" dev "$UPLINK"
   ip link set "$UPLINK" up
   ip -n "$LB_NS" addr add "$NGINX_ADDR/30" dev up0
