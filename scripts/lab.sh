@@ -75,11 +75,21 @@ addr_of() { echo "$NET.0.$((10 + $1))"; }
 check_names() {
   [[ $P =~ ^[a-z][a-z0-9-]{0,9}$ ]] ||
     die "LAB_PREFIX must be 1 to 10 lower-case letters, digits or '-', starting with a letter, got '$P'"
-  local a b
-  IFS=. read -r a b <<<"$NET"
-  [[ $NET =~ ^[0-9]{1,3}\.[0-9]{1,3}$ ]] && { [ "$a" = 10 ] && [ "$b" -le 255 ] ||
-    { [ "$a" = 172 ] && [ "$b" -ge 16 ] && [ "$b" -le 31 ]; } || { [ "$a" = 192 ] && [ "$b" = 168 ]; }; } ||
+  private_net "$NET" ||
     die "LAB_NET must be the first two octets of a private /16 (10.X, 172.16-31, 192.168), got '$NET'"
+}
+
+# private_net A.B: A.B.0.0/16 is inside 10/8, 172.16/12 or 192.168/16.
+private_net() {
+  local a b
+  [[ $1 =~ ^([0-9]{1,3})\.([0-9]{1,3})$ ]] || return 1
+  a=${BASH_REMATCH[1]} b=${BASH_REMATCH[2]}
+  case $a in
+    10) [ "$b" -le 255 ] ;;
+    172) [ "$b" -ge 16 ] && [ "$b" -le 31 ] ;;
+    192) [ "$b" = 168 ] ;;
+    *) return 1 ;;
+  esac
 }
 
 need_root() {
@@ -417,7 +427,11 @@ cmd_down() {
     stopped=1
   done
   [ -z "$(lab_namespaces)" ] || die "namespaces left: $(lab_namespaces | paste -sd' ' -)"
-  [ "$stopped" = 1 ] && say "the lab is down: no ${P}* namespace, link or process is left" || say "no lab was up"
+  if [ "$stopped" = 1 ]; then
+    say "the lab is down: no ${P}* namespace, link or process is left"
+  else
+    say "no lab was up"
+  fi
 }
 
 cmd_status() {
