@@ -171,7 +171,7 @@ header() {
     { i = index($0, ":"); if (i && tolower(substr($0, 1, i - 1)) == name) { v = substr($0, i + 1); sub(/^ +/, "", v); print v; exit } }'
 }
 
-cmdline() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null; }
+cmdline() { tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline"; }
 
 # host_pid N: the pid of host N's lbserver master, if it runs.
 host_pid() {
@@ -310,7 +310,8 @@ cmd_up() {
   present=$(lab_namespaces | paste -sd' ' -)
   if [ -n "$present" ]; then
     if [ "$(lab_namespaces | wc -l)" = 5 ] && nginx_pid >/dev/null; then
-      say "the lab is already up (namespaces $present); nothing changed. make lab-status shows it, make lab-down removes it"
+      say "the lab is already up; nothing changed (make lab-down removes it)"
+      cmd_status || true
       open_line
       return 0
     fi
@@ -436,6 +437,7 @@ cmd_down() {
 
 cmd_status() {
   local n ns pid rc=0 link local_h remote_h
+  need_root lab-status
   check_names
   if [ -z "$(lab_namespaces)" ]; then
     say "no lab is up (make lab)"
