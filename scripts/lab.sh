@@ -329,6 +329,8 @@ cmd_up() {
   write_conf "$CONF"
   "$NGX" -t -q -p "$PREFIX/" -c "$CONF" || die "nginx -t failed for $CONF"
 
+  # From here on a failure leaves part of a lab: say how to remove it.
+  trap 'rc=$?; [ "$rc" = 0 ] || say "make lab failed part way; make lab-down removes what it built" >&2' EXIT
   say "network: bridge br0 in $LB_NS ($LB_ADDR/24), hosts ${NET}.0.11-14, uplink $UPLINK $MACHINE_ADDR <-> $NGINX_ADDR"
   ip netns add "$LB_NS"
   in_ns "$LB_NS" ip link set lo up
