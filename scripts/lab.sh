@@ -34,6 +34,8 @@
 #   LAB_RUN_DIR   logs, pid files, nginx prefix (default run/lab, git-ignored)
 #   LBSERVER_BIN  the binary (default bin/lbserver; make builds it first)
 #   NGINX         the nginx executable (default: nginx on PATH, else /usr/sbin/nginx)
+#
+# Every command needs root (namespaces, links, ip netns exec, port 80).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
