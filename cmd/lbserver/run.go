@@ -82,6 +82,7 @@ func newServer(cfg config.Config, workerID int, build string, log *slog.Logger) 
 		Mode:        string(cfg.Mode),
 		WorkerID:    workerID,
 		Port:        cfg.Port,
+		HostName:    cfg.HostName,
 		Args:        cfg.Args,
 		Build:       build,
 		MaxCant:     cfg.MaxCant,

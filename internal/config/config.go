@@ -42,10 +42,11 @@ func (e *UsageError) Error() string { return e.Msg }
 
 // Config is everything a run of lbserver needs to know, with defaults filled in.
 type Config struct {
-	Host    string // address to bind; "" means all interfaces
-	Port    int    // 1..65535
-	Mode    Mode
-	Workers int // CLUSTER workers; FORK ignores it unless Watch
+	Host     string // address to bind; "" means all interfaces
+	HostName string // sent in the X-Server-Host header; "" means the machine's hostname
+	Port     int    // 1..65535
+	Mode     Mode
+	Workers  int // CLUSTER workers; FORK ignores it unless Watch
 
 	MaxCant      int64         // largest cant /api/randoms accepts
 	DefaultCant  int64         // cant when the query has none
@@ -143,6 +144,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	}
 	fs.IntVar(&c.Workers, "workers", c.Workers, "number of CLUSTER workers (default: the CPUs this process may use, "+strconv.Itoa(c.Workers)+" here)")
 	fs.StringVar(&c.Host, "host", "", "address to bind (default: all interfaces)")
+	fs.StringVar(&c.HostName, "host-name", getenv("LBSERVER_HOST_NAME"), "name sent in the X-Server-Host header (env LBSERVER_HOST_NAME; default: the machine's hostname)")
 	fs.Int64Var(&c.MaxCant, "max-cant", c.MaxCant, "largest cant accepted by /api/randoms")
 	fs.Int64Var(&c.DefaultCant, "default-cant", c.DefaultCant, "cant used by /api/randoms when none is given")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "time in-flight requests get to finish on shutdown")
@@ -212,6 +214,8 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 		return c, &UsageError{"--reuseport is for FORK instances; CLUSTER already shares its port between workers"}
 	case c.SharedSocket && c.Mode != ModeCluster:
 		return c, &UsageError{"--shared-socket is for CLUSTER (one accept queue shared by the workers); a FORK process has one socket already"}
+	case !ValidHostName(c.HostName):
+		return c, &UsageError{fmt.Sprintf("invalid --host-name %q: use 1 to 253 letters, digits, '.', '-' or '_'", c.HostName)}
 	}
 	return c, nil
 }
@@ -225,6 +229,23 @@ func from(err error, where string) error {
 	}
 	msg, rest, _ := strings.Cut(ue.Msg, ":")
 	return &UsageError{msg + " (from " + where + "):" + rest}
+}
+
+// ValidHostName reports whether name may be sent as X-Server-Host: empty
+// (meaning the machine's hostname), or 1 to 253 letters, digits, '.', '-'
+// and '_' (a hostname, so nothing that could break a header).
+func ValidHostName(name string) bool {
+	if len(name) > 253 {
+		return false
+	}
+	for _, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // Supervised reports whether this configuration runs a master with workers.
@@ -241,6 +262,9 @@ func (c Config) WorkerCount() int {
 // String is the one-line summary printed by --check and logged at start.
 func (c Config) String() string {
 	s := fmt.Sprintf("mode=%s addr=%s", c.Mode, c.Addr())
+	if c.HostName != "" {
+		s += " host-name=" + c.HostName
+	}
 	if c.Supervised() {
 		s += fmt.Sprintf(" workers=%d", c.WorkerCount())
 	}

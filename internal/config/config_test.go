@@ -92,6 +92,10 @@ func TestParseBad(t *testing.T) {
 		{[]string{"--build", "make"}, env(), "--build needs --watch-dir"},
 		{[]string{"--watch-dir", "."}, env(), "--watch-dir needs --watch"},
 		{[]string{"--reuseport", "--mode", "cluster"}, env(), "--reuseport is for FORK"},
+		{[]string{"--host-name", "a b"}, env(), "invalid --host-name"},
+		{[]string{"--host-name", "x\r\nSet-Cookie: y"}, env(), "invalid --host-name"},
+		{nil, env("LBSERVER_HOST_NAME", "host:1"), "invalid --host-name"},
+		{[]string{"--host-name", strings.Repeat("h", 254)}, env(), "invalid --host-name"},
 	}
 	for _, tt := range tests {
 		_, err := Parse(tt.args, tt.env, &bytes.Buffer{})
@@ -112,10 +116,38 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 		t.Fatalf("got %v, want ErrHelp", err)
 	}
 	for _, f := range []string{"--port", "--mode", "--modo", "--workers", "--host", "--max-cant", "--drain-timeout",
-		"--reuseport", "--watch", "--watch-dir", "--build", "--check", "--compute-slots", "--queue", "--master-metrics", "--shared-socket"} {
+		"--reuseport", "--watch", "--watch-dir", "--build", "--check", "--compute-slots", "--queue", "--master-metrics", "--shared-socket", "--host-name"} {
 		if !strings.Contains(out.String(), f) {
 			t.Errorf("--help does not mention %s", f)
 		}
+	}
+}
+
+func TestHostName(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  func(string) string
+		want string
+	}{
+		{"default", nil, env(), ""},
+		{"flag", []string{"--host-name", "host1"}, env(), "host1"},
+		{"env", nil, env("LBSERVER_HOST_NAME", "app-2.example.net"), "app-2.example.net"},
+		{"flag beats env", []string{"--host-name", "lb"}, env("LBSERVER_HOST_NAME", "host3"), "lb"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse(tt.args, tt.env, &bytes.Buffer{})
+			if err != nil {
+				t.Fatalf("Parse(%q): %v", tt.args, err)
+			}
+			if c.HostName != tt.want {
+				t.Errorf("HostName: got %q, want %q", c.HostName, tt.want)
+			}
+			if tt.want != "" && !strings.Contains(c.String(), "host-name="+tt.want) {
+				t.Errorf("String() = %q, want it to show host-name=%s", c.String(), tt.want)
+			}
+		})
 	}
 }
 

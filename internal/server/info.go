@@ -23,6 +23,7 @@ type facts struct {
 	Platform  string   `json:"platform"`
 	GoVersion string   `json:"goVersion"`
 	ExecPath  string   `json:"execPath"`
+	Host      string   `json:"host"`
 	Pid       int      `json:"pid"`
 	Ppid      int      `json:"ppid"`
 	Cwd       string   `json:"cwd"`
@@ -56,6 +57,7 @@ func newFacts(o Options, now time.Time) *facts {
 		Platform:  runtime.GOOS + "/" + runtime.GOARCH,
 		GoVersion: runtime.Version(),
 		ExecPath:  exe,
+		Host:      o.HostName,
 		Pid:       os.Getpid(),
 		Ppid:      os.Getppid(),
 		Cwd:       cwd,

@@ -6,6 +6,7 @@ package server
 import (
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ type Options struct {
 	Mode        string // "FORK" or "CLUSTER"
 	WorkerID    int    // 0 in a plain FORK process, 1..N for supervised workers
 	Port        int
+	HostName    string // sent as X-Server-Host; "" means os.Hostname()
 	Args        []string
 	Build       string // build id of the executable
 	MaxCant     int64
@@ -42,7 +44,7 @@ type Server struct {
 	ready   atomic.Bool
 	log     *slog.Logger
 
-	portHeader, pidHeader, workerHeader []string // precomputed header values
+	portHeader, pidHeader, workerHeader, hostHeader []string // precomputed header values
 }
 
 // New returns a Server; it reports ready on /healthz once SetReady(true).
@@ -56,7 +58,10 @@ func New(opts Options) *Server {
 		limiter: admission.New(opts.Slots, opts.Queue),
 		log:     opts.Logger,
 	}
-	s.facts = newFacts(opts, time.Now())
+	if s.opts.HostName == "" {
+		s.opts.HostName = hostName(os.Hostname)
+	}
+	s.facts = newFacts(s.opts, time.Now())
 	var err error
 	if s.info, err = newInfoPage(s.facts); err != nil {
 		panic("server: render info.html: " + err.Error()) // the template is embedded: a bug, caught by the tests
@@ -68,8 +73,17 @@ func New(opts Options) *Server {
 	s.portHeader = []string{strconv.Itoa(opts.Port)}
 	s.pidHeader = []string{strconv.Itoa(s.facts.Pid)}
 	s.workerHeader = []string{strconv.Itoa(opts.WorkerID)}
+	s.hostHeader = []string{s.opts.HostName}
 	s.routes()
 	return s
+}
+
+// hostName is the machine's hostname, or "unknown" when the OS cannot tell.
+func hostName(osHostname func() (string, error)) string {
+	if h, err := osHostname(); err == nil && h != "" {
+		return h
+	}
+	return "unknown"
 }
 
 // SetReady sets what /healthz answers.
@@ -101,6 +115,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr["X-Server-Port"] = s.portHeader
 	hdr["X-Server-Pid"] = s.pidHeader
 	hdr["X-Worker-Id"] = s.workerHeader
+	hdr["X-Server-Host"] = s.hostHeader
 	hdr["X-Content-Type-Options"] = nosniff
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	h, pattern := s.mux.Handler(r)

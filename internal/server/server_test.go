@@ -3,8 +3,10 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"runtime"
 	"strconv"
@@ -252,4 +254,35 @@ func TestRandomsUniform(t *testing.T) {
 		}
 	}
 	t.Logf("N=%d: counts from %d to %d (expected %d each)", n, lo, hi, want)
+}
+
+func TestServerHostHeader(t *testing.T) {
+	osName, _ := os.Hostname()
+	tests := []struct {
+		name, hostName, want string
+	}{
+		{"given", "host1", "host1"},
+		{"default is the machine's hostname", "", hostName(os.Hostname)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New(Options{Mode: "FORK", Port: 8080, HostName: tt.hostName, MaxCant: 10, DefaultCant: 10, Slots: 1})
+			s.SetReady(true)
+			for _, target := range []string{"/api/randoms?cant=1", "/healthz", "/nope"} {
+				if got := do(t, s, "GET", target).Header().Get("X-Server-Host"); got != tt.want {
+					t.Errorf("GET %s: got X-Server-Host %q, want %q", target, got, tt.want)
+				}
+			}
+			var info struct{ Host string }
+			if err := json.Unmarshal(do(t, s, "GET", "/api/info").Body.Bytes(), &info); err != nil || info.Host != tt.want {
+				t.Errorf("/api/info host: got %q (err %v), want %q", info.Host, err, tt.want)
+			}
+		})
+	}
+	if osName != "" && hostName(os.Hostname) != osName {
+		t.Errorf("hostName: got %q, want the OS's %q", hostName(os.Hostname), osName)
+	}
+	if got := hostName(func() (string, error) { return "", errors.New("no uts") }); got != "unknown" {
+		t.Errorf("hostName when the OS fails: got %q, want unknown", got)
+	}
 }

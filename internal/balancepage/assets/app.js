@@ -25,7 +25,8 @@
       unattributed: 0,          // answers without X-Server-Pid (e.g. a proxy's own 502)
       statuses: {},             // HTTP status -> count
       ports: new Map(),         // port -> {port, count}
-      pids: new Map(),          // "port/pid" -> worker entry
+      hosts: new Map(),         // X-Server-Host -> {host, count, last}
+      pids: new Map(),          // "host/port/pid" ("port/pid" without a host) -> worker entry
       samples: [],              // [{t, ms}] answers of the last WINDOW_MS
       answers: [],              // completion times of the last RATE_MS
       seconds: new Map(),       // second index -> Map(key -> count), for the timeline
@@ -145,20 +146,27 @@
     var port = res.headers.get('X-Server-Port');
     var pid = res.headers.get('X-Server-Pid');
     var worker = res.headers.get('X-Worker-Id');
+    var host = res.headers.get('X-Server-Host') || '';
     if (!pid) { t.unattributed++; return; }
     port = port || '?';
     var p = t.ports.get(port);
     if (!p) { p = { port: port, count: 0 }; t.ports.set(port, p); }
     p.count++;
-    var key = port + '/' + pid;
+    if (host) {
+      var h = t.hosts.get(host);
+      if (!h) { h = { host: host, count: 0, last: at }; t.hosts.set(host, h); }
+      h.count++;
+      h.last = at;
+    }
+    var key = (host ? host + '/' : '') + port + '/' + pid;
     var w = t.pids.get(key);
     if (!w) {
-      w = { key: key, pid: pid, port: port, worker: worker || '', count: 0, ok: 0, httpErrors: 0,
+      w = { key: key, pid: pid, port: port, host: host, worker: worker || '', count: 0, ok: 0, httpErrors: 0,
         first: at, last: at, color: PALETTE[t.colorNext++ % PALETTE.length] };
       t.pids.set(key, w);
       if (state.run && state.run.tally === t) {
         announce((t.pids.size === 1 ? 'First answer: pid ' : 'New worker: pid ') + pid +
-          (worker ? ' (worker ' + worker + ')' : '') + ' on port ' + port + '.');
+          (worker ? ' (worker ' + worker + ')' : '') + ' on port ' + port + (host ? ' of ' + host : '') + '.');
       }
     }
     w.count++;
@@ -227,8 +235,11 @@
       latencyMs: { p50: f.p50 === null ? null : round(f.p50, 2), p99: f.p99 === null ? null : round(f.p99, 2),
         samples: t.samples.length },
       ports: Array.from(t.ports.values()).map(function (p) { return { port: p.port, count: p.count }; }),
+      hosts: Array.from(t.hosts.values()).map(function (h) {
+        return { host: h.host, count: h.count, live: !!state.run && at - h.last < SILENT_MS };
+      }),
       pids: Array.from(t.pids.values()).map(function (w) {
-        return { pid: w.pid, port: w.port, worker: w.worker, count: w.count, ok: w.ok, httpErrors: w.httpErrors,
+        return { pid: w.pid, port: w.port, host: w.host, worker: w.worker, count: w.count, ok: w.ok, httpErrors: w.httpErrors,
           live: !!state.run && at - w.last < SILENT_MS };
       })
     };
@@ -264,20 +275,42 @@
     drawBars($('ports'), $('ports-empty'), ports, total, function (p) {
       return { id: 'port-' + p.port, name: 'port ' + p.port, attrs: { port: p.port, count: p.count }, count: p.count };
     });
-    var pids = Array.from(t.pids.values());
+    // Hosts (X-Server-Host), then their workers grouped under them: a host
+    // that stops answering (its link down, its server killed) greys out.
+    var hosts = Array.from(t.hosts.values()).sort(function (a, b) { return byName(a.host, b.host); });
+    drawBars($('hosts'), $('hosts-empty'), hosts, total, function (h) {
+      var st = liveness(h.last, at);
+      return {
+        id: 'host-' + h.host, name: h.host, badge: st === 'stopped' ? '' : st,
+        attrs: { host: h.host, count: h.count, state: st }, count: h.count
+      };
+    });
+    var pids = Array.from(t.pids.values()).sort(function (a, b) {
+      return byName(a.host, b.host) || Number(a.port) - Number(b.port) || Number(a.pid) - Number(b.pid);
+    });
     drawBars($('pids'), $('pids-empty'), pids, total, function (w) {
-      var live = !!state.run && at - w.last < SILENT_MS;
+      var st = liveness(w.last, at);
       return {
         id: 'pid-' + w.key.replace('/', '-'), color: w.color,
-        name: 'pid ' + w.pid + workerLabel(w.worker) + ' · port ' + w.port,
-        badge: state.run ? (live ? 'live' : 'silent') : '',
-        attrs: { pid: w.pid, port: w.port, worker: w.worker, count: w.count, state: live ? 'live' : (state.run ? 'silent' : 'stopped') },
+        name: 'pid ' + w.pid + workerLabel(w.worker) + ' · port ' + w.port + (w.host ? ' · ' + w.host : ''),
+        badge: st === 'stopped' ? '' : st,
+        attrs: { pid: w.pid, port: w.port, host: w.host, worker: w.worker, count: w.count, state: st },
         count: w.count
       };
     });
     drawTimeline(t, at);
     flushAnnouncements();
   }
+
+  // liveness is a bar's state: live (answered in the last SILENT_MS), silent
+  // (no answer for that long during a run) or stopped (no run).
+  function liveness(last, at) {
+    if (!state.run) { return 'stopped'; }
+    return at - last < SILENT_MS ? 'live' : 'silent';
+  }
+
+  // byName orders host names naturally: host2 before host10.
+  function byName(a, b) { return a.localeCompare(b, 'en', { numeric: true }); }
 
   // workerLabel names X-Worker-Id: 0 is a plain FORK process, 1..N a worker.
   function workerLabel(id) {
@@ -322,6 +355,11 @@
     // Drop bars of a previous run (after Reset).
     Array.prototype.slice.call(list.children).forEach(function (li) {
       if (!items.some(function (x) { return view(x).id === li.id; })) { li.remove(); }
+    });
+    // Keep the list in the order of items (a new pid joins its host's group).
+    items.forEach(function (x, i) {
+      var li = document.getElementById(view(x).id);
+      if (li && list.children[i] !== li) { list.insertBefore(li, list.children[i] || null); }
     });
   }
 
@@ -449,6 +487,7 @@
   function clearTally() {
     state.tally = newTally();
     $('ports').textContent = '';
+    $('hosts').textContent = '';
     $('pids').textContent = '';
     $('tl-legend').textContent = '';
   }
