@@ -380,7 +380,10 @@ func walkCopy(t *testing.T, dst string) {
 		rel, _ := filepath.Rel(src, p)
 		switch rel {
 		case ".git", "bin", "run", filepath.Join("tools", "node_modules"):
-			return filepath.SkipDir
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil // a worktree's .git is a file
 		}
 		target := filepath.Join(dst, rel)
 		if d.IsDir() {
