@@ -6,7 +6,9 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // docCommand is one lbserver command line found in a document.
@@ -398,5 +401,34 @@ func TestDocsCheckRejectsBadCommand(t *testing.T) {
 		if out, err := docCheck(docCommand{Args: args}); err == nil {
 			t.Errorf("lbserver %s --check: exit 0 (%s), want an error", strings.Join(args, " "), strings.TrimSpace(out))
 		}
+	}
+}
+
+// README's /api/info row lists exactly the keys the server sends.
+func TestDocsReadmeAPIInfoKeys(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot(), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?m)^\\| `GET /api/info` \\|[^`]*`([^`]+)` \\|").FindSubmatch(b)
+	if m == nil {
+		t.Fatal("README.md has no `GET /api/info` row with a key list in code")
+	}
+	var doc []string
+	for _, k := range strings.Split(string(m[1]), ",") {
+		doc = append(doc, strings.TrimSpace(k))
+	}
+	port := FreePort(t)
+	p := StartLB(t, "--host", "127.0.0.1", "--port", fmt.Sprint(port))
+	url := fmt.Sprintf("http://127.0.0.1:%d/api/info", port)
+	WaitHTTP(t, p, fmt.Sprintf("http://127.0.0.1:%d/healthz", port), 15*time.Second)
+	var got map[string]any
+	if err := json.Unmarshal(MustGet(t, url).Body, &got); err != nil {
+		t.Fatal(err)
+	}
+	keys := slices.Sorted(maps.Keys(got))
+	slices.Sort(doc)
+	if !slices.Equal(doc, keys) {
+		t.Errorf("README.md lists the /api/info keys %q; the server sends %q", doc, keys)
 	}
 }

@@ -26,6 +26,7 @@ type report struct {
 	Configs                  []configResult
 	Compare                  compareResult
 	Notes                    []string
+	Took                     time.Duration // the whole run, measured
 }
 
 func newReport(o options) *report {
@@ -148,7 +149,7 @@ func (r *report) markdown() string {
 		mode = "quick (short measurements: indicative only)"
 	}
 	p("# Benchmarks\n\n")
-	p("Written by `lbbench` (cmd/lbbench) on %s by `%s`. Reproduce with `make bench` (about 3 minutes) or `BENCH_QUICK=1 make bench` (under a minute, indicative only).\n\n", r.Date, r.Command)
+	p("Written by `lbbench` (cmd/lbbench) on %s by `%s`, which took %s. Reproduce with `make bench` (the full run) or `BENCH_QUICK=1 make bench` (under a minute, indicative only).\n\n", r.Date, r.Command, r.Took)
 	p("| Machine | |\n|---|---|\n")
 	p("| CPU | %s, %d cores |\n| OS | %s |\n| Go | %s |\n| Load generator | %s |\n", r.CPU, r.Cores, r.OS, r.GoVersion, r.LoadTool)
 	if r.Nginx != "" {

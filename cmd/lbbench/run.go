@@ -246,6 +246,8 @@ func setups(o options, nginxOK bool, notes *[]string) ([]setup, error) {
 func measureAll(ctx context.Context, o options, log io.Writer) (*report, error) {
 	p := planFor(o.quick)
 	rep := newReport(o)
+	began := time.Now()
+	defer func() { rep.Took = time.Since(began).Round(time.Second) }()
 	_, nginxErr := exec.LookPath("nginx")
 	nginxOK := o.nginx != "off" && nginxErr == nil
 	if o.nginx != "off" && nginxErr != nil {
