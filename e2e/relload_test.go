@@ -32,6 +32,8 @@ type relLoadOpts struct {
 	MaxReqs    int64         // ... or after this many requests in all (0: no count bound)
 	Timeout    time.Duration // per request; default 10s (a hung request is a failure)
 	Pause      time.Duration // between a client's requests; default none
+	// Dial, if set, opens the clients' connections (e.g. inside a network namespace).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // relLoad is a running load. Stop it to get the result.
@@ -79,6 +81,7 @@ func relStartLoad(tb testing.TB, o relLoadOpts) *relLoad {
 		if i >= o.KeepAlive {
 			tr = &http.Transport{DisableKeepAlives: true, DisableCompression: true}
 		}
+		tr.DialContext = o.Dial
 		c := &http.Client{Transport: tr, Timeout: o.Timeout}
 		l.wg.Go(func() {
 			defer tr.CloseIdleConnections()

@@ -102,18 +102,18 @@ func sdUnitPath(name string) string {
 	return filepath.Join(repoRoot(), "deploy", "systemd", name)
 }
 
-// TestSystemdUnitsVerify runs `systemd-analyze verify` on both units (with
+// TestSystemdUnitsVerify runs `systemd-analyze verify` on the units (with
 // only the binary's path changed to the binary under test, since verify
 // checks that ExecStart's program exists), then `security --offline`.
 func TestSystemdUnitsVerify(t *testing.T) {
 	sa := requireTool(t, "systemd-analyze")
 	dir := t.TempDir()
-	for _, name := range []string{"lbserver@.service", "lbserver-cluster.service"} {
+	for _, name := range []string{"lbserver@.service", "lbserver@.socket", "lbserver-cluster.service"} {
 		b, err := os.ReadFile(sdUnitPath(name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(string(b), unitBin) {
+		if strings.HasSuffix(name, ".service") && !strings.Contains(string(b), unitBin) {
 			t.Fatalf("%s does not run %s", name, unitBin)
 		}
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(strings.ReplaceAll(string(b), unitBin, binPath)), 0o644); err != nil {
@@ -121,7 +121,7 @@ func TestSystemdUnitsVerify(t *testing.T) {
 		}
 	}
 	units := []string{filepath.Join(dir, "lbserver@8082.service"), filepath.Join(dir, "lbserver-cluster.service")}
-	out, err := exec.Command(sa, append([]string{"verify"}, units...)...).CombinedOutput()
+	out, err := exec.Command(sa, append([]string{"verify", filepath.Join(dir, "lbserver@8082.socket")}, units...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/lbserver/lbserver/internal/config"
 	"github.com/lbserver/lbserver/internal/server"
 	"github.com/lbserver/lbserver/internal/watch"
+	"github.com/lbserver/lbserver/systemd"
 )
 
 // run parses the command line and runs lbserver in the mode it asks for: a
@@ -121,11 +122,19 @@ func runFork(ctx context.Context, force <-chan struct{}, cfg config.Config, buil
 	spareP()
 	log := newLogger(stderr, "fork", cfg.Port)
 	signal.Ignore(syscall.SIGHUP) // nothing to reload without --watch; do not die of it
+	sd, err := newForkSystemd(systemd.OSEnv(), log)
+	if err != nil {
+		return err
+	}
+	defer sd.close()
 	lc := net.ListenConfig{}
 	if cfg.ReusePort {
 		lc.Control = cluster.ReusePortControl
 	}
-	ln, err := lc.Listen(ctx, "tcp", cfg.Addr())
+	ln := sd.listener() // systemd's socket, when it passed one
+	if ln == nil {
+		ln, err = lc.Listen(ctx, "tcp", cfg.Addr())
+	}
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (choose a free port with --port)", cfg.Addr(), err)
 	}
@@ -135,7 +144,7 @@ func runFork(ctx context.Context, force <-chan struct{}, cfg config.Config, buil
 	if cfg.ReusePort {
 		opts.MaxConnRequests = reusePortRecycle
 	}
-	err = drain.New(httpServer(srv, log), opts).Serve(ctx, force, ln, func() { srv.SetReady(true) })
+	err = drain.New(httpServer(srv, log), opts).Serve(ctx, force, ln, func() { srv.SetReady(true); sd.serving(ctx, ln.Addr().String()) })
 	log.Info("stopped")
 	return err
 }
