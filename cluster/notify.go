@@ -93,8 +93,8 @@ next:
 // goroutine. A nil *sdState sends nothing.
 type sdState struct {
 	n      notifier
-	pid    int  // MAINPID: the master
-	warned bool // a failed notification was logged once
+	pid    int         // MAINPID: the master
+	warned bool        // a failed notification was logged once
 	stop   func() bool // stops the pending watchdog ping
 	began  time.Time   // the reload under way began
 }
