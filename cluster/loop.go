@@ -73,7 +73,7 @@ type child struct {
 
 // The events the loop selects on, besides stop, force and reload requests.
 type (
-	event    interface{}
+	event    any
 	evReady  struct{ c *child }
 	evExited struct {
 		c   *child

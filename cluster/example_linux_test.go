@@ -68,8 +68,9 @@ func Example() {
 					fmt.Println(err)
 					return
 				}
-				defer resp.Body.Close()
 				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				http.DefaultClient.CloseIdleConnections() // nothing for the workers' drain to wait for
 				fmt.Println(resp.Status, strings.HasPrefix(string(body), "hello from worker"))
 			})
 		}
