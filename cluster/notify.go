@@ -61,6 +61,13 @@ func takeSystemd(cfg *Config) (*sdState, []*os.File, error) {
 			closeFiles(files)
 			return nil, nil, fmt.Errorf("socket activation: %d sockets passed (LISTEN_FDS) for %d workers: %w", n, cfg.Workers, ErrSocketCount)
 		}
+		if len(files) > 0 {
+			how := "one per worker"
+			if len(files) == 1 {
+				how = "shared by every worker"
+			}
+			cfg.Logger.Info("socket activation: serving on the sockets systemd passed", "sockets", len(files), "use", how)
+		}
 	}
 	n, err := systemd.NewNotifier(env)
 	if err != nil {
