@@ -161,8 +161,23 @@ func TestSystemdClusterNotify(t *testing.T) {
 		sdNoSystemdEnv(t, w)
 	}
 
-	// lbserver reload PID: returns once the reload has finished.
+	// lbserver reload PID: returns once the reload has finished, which
+	// takes at least as long as a heavy request in flight on an old worker
+	// (it drains it before it exits).
+	heavy := relAsyncGet(fmt.Sprintf("http://127.0.0.1:%d/api/randoms?cant=1000000000", port))
+	Eventually(t, 15*time.Second, "the heavy request computing", func() bool {
+		r, err := Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+		return err == nil && relMetric(string(r.Body), "lbserver_compute_slots_busy") >= 1
+	})
 	out, err := exec.Command(binPath, "reload", strconv.Itoa(pid)).CombinedOutput()
+	select {
+	case r := <-heavy:
+		if r.err != nil || r.Status != 200 {
+			t.Errorf("the heavy request in flight during the reload: %v %d, want 200", r.err, r.Status)
+		}
+	default:
+		t.Errorf("lbserver reload returned while a replaced worker still computed a request")
+	}
 	if err != nil || strings.TrimSpace(string(out)) != fmt.Sprintf("lbserver: master %d: rolling reload finished, every worker replaced", pid) {
 		t.Fatalf("lbserver reload %d: %v %s", pid, err, out)
 	}

@@ -568,9 +568,31 @@ func TestSystemdNspawnCluster(t *testing.T) {
 	load := relStartLoad(t, relLoadOpts{URL: "http://127.0.0.1:8081/api/info", PerRequest: 16, MaxTime: 2 * time.Minute, Dial: c.dial})
 	ok := load.Snapshot().OK
 	Eventually(t, 30*time.Second, "200 answers", func() bool { return load.Snapshot().OK >= ok+200 })
+	// A heavy request in flight: its worker drains it before it exits, so
+	// the reload lasts at least as long; systemctl reload must wait for it.
+	heavy := make(chan error, 1)
+	go func() {
+		r, err := Do(c.client(), "http://127.0.0.1:8081/api/randoms?cant=1000000000")
+		if err == nil && r.Status != http.StatusOK {
+			err = fmt.Errorf("status %d", r.Status)
+		}
+		heavy <- err
+	}()
+	Eventually(t, 15*time.Second, "the heavy request computing", func() bool {
+		r, err := Do(c.client(), "http://127.0.0.1:8081/metrics")
+		return err == nil && relMetric(string(r.Body), "lbserver_compute_slots_busy") >= 1
+	})
 	start = time.Now()
 	c.must("reload", unit)
 	took := time.Since(start)
+	select {
+	case err := <-heavy:
+		if err != nil {
+			t.Errorf("the heavy request in flight during the reload: %v, want 200", err)
+		}
+	default:
+		t.Errorf("systemctl reload returned while a replaced worker still computed a request")
+	}
 	after := c.workers(unit)
 	if len(after) != n || slices.ContainsFunc(after, func(p int) bool { return slices.Contains(before, p) }) {
 		t.Fatalf("workers when systemctl reload returned: %v, want %d new ones (were %v)", after, n, before)
