@@ -148,7 +148,7 @@ func TestNotifyWatchdogFromTheLoop(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	unstick := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(unstick) // before the harness's cleanup, which needs the loop
+	t.Cleanup(unstick)                                      // before the harness's cleanup, which needs the loop
 	go h.inspect(func(*loop) { close(entered); <-release }) // the loop is stuck in here
 	<-entered
 	advanced := make(chan struct{})
