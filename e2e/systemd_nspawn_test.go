@@ -563,6 +563,18 @@ func TestSystemdNspawnCluster(t *testing.T) {
 	if got, want := c.status(unit), fmt.Sprintf(`"%d of %d workers ready"`, n, n); got != want {
 		t.Errorf("status after start: %s, want %s", got, want)
 	}
+	// The sandbox is in force on the master and on every worker.
+	for _, p := range c.hostPids(unit) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"NoNewPrivs:\t1", "CapEff:\t0000000000000000", "Seccomp:\t2"} {
+			if !strings.Contains(string(b), want+"\n") {
+				t.Errorf("process %d of %s lacks %q in /proc/PID/status", p, unit, want)
+			}
+		}
+	}
 
 	// systemctl reload under 16 clients: returns once every worker is new.
 	load := relStartLoad(t, relLoadOpts{URL: "http://127.0.0.1:8081/api/info", PerRequest: 16, MaxTime: 2 * time.Minute, Dial: c.dial})
