@@ -744,3 +744,55 @@ func TestSystemdNspawnForkWatchdog(t *testing.T) {
 	}
 	t.Logf("journal:\n%s", c.journal(unit))
 }
+
+// TestSystemdNspawnClusterWatchdog: with WatchdogSec=1s added by a drop-in,
+// the CLUSTER master's pings (sent by its event loop) keep the service up;
+// a stopped (SIGSTOP) master misses them, and systemd kills it and starts a
+// new master whose workers serve.
+func TestSystemdNspawnClusterWatchdog(t *testing.T) {
+	c := sdBoot(t)
+	c.install()
+	const unit = "lbserver-cluster.service"
+	dropin := fmt.Sprintf("/proc/%d/root/etc/systemd/system/%s.d", c.leader, unit)
+	if err := os.MkdirAll(dropin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dropin+"/watchdog.conf", []byte("[Service]\nWatchdogSec=1s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.must("daemon-reload")
+	c.must("start", unit)
+	master := c.show(unit, "MainPID")
+	seen := map[string]bool{}
+	Eventually(t, 10*time.Second, "4 watchdog pings", func() bool {
+		seen[c.show(unit, "WatchdogTimestampMonotonic")] = true
+		return len(seen) > 4
+	})
+	if got := c.show(unit, "MainPID"); got != master || strings.Contains(c.journal(unit), "Watchdog timeout") {
+		t.Fatalf("MainPID %s (was %s) or a watchdog timeout while the master pinged:\n%s", got, master, c.journal(unit))
+	}
+	var host int
+	for _, p := range c.hostPids(unit) {
+		if strconv.Itoa(sdNsPid(p)) == master {
+			host = p
+		}
+	}
+	if host == 0 {
+		t.Fatalf("no host pid for the master %s", master)
+	}
+	if err := syscall.Kill(host, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 20*time.Second, "systemd's watchdog timeout", func() bool {
+		return strings.Contains(c.journal(unit), "Watchdog timeout")
+	})
+	Eventually(t, 30*time.Second, "a new master started by Restart=on-failure", func() bool {
+		now := c.show(unit, "MainPID")
+		return now != "0" && now != master && c.show(unit, "ActiveState") == "active"
+	})
+	n := c.sdClusterWorkers(unit)
+	var workers []int
+	Eventually(t, 30*time.Second, "the new master's workers", func() bool { workers = c.workers(unit); return len(workers) == n })
+	c.allServe(8081, workers)
+	t.Logf("master %s stopped, watchdog timeout, new master %s with workers %v", master, c.show(unit, "MainPID"), workers)
+}
