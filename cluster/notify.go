@@ -113,7 +113,7 @@ func (sd *sdState) start(l *loop) {
 	if sd == nil {
 		return
 	}
-	sd.send(l, "STATUS="+fmt.Sprintf("starting %d workers", len(l.slots)))
+	sd.send(l, "STATUS=starting "+workers(len(l.slots)))
 	sd.schedule(l)
 }
 
