@@ -10,6 +10,7 @@ func (l *loop) crash(s *slot) {
 	s.crashes = recordCrash(s.crashes, now, l.cfg.CrashWindow)
 	delay := backoff(len(s.crashes), l.cfg.MaxBackoff)
 	l.log.Warn("restarting worker", "worker", s.id, "delay", delay, "crashes_in_window", len(s.crashes), "window", l.cfg.CrashWindow)
+	l.sd.restarting(l, s, delay)
 	if delay == 0 {
 		l.fill(s, true)
 		return

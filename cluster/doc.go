@@ -108,6 +108,26 @@
 //	                        process group, and the master turns it into one
 //	                        SIGTERM per worker
 //
+// # systemd
+//
+// Under systemd the master needs no code of its caller's (Config.NoSystemd
+// turns it off). Before it starts a worker it takes the listening sockets
+// systemd passed (socket activation: LISTEN_FDS; one is shared by every
+// slot, N are one per slot, any other count is an error wrapping
+// ErrSocketCount) and removes systemd's variables from its environment and
+// its workers'. With NOTIFY_SOCKET it tells systemd, from its loop:
+// READY=1 with MAINPID= once every slot has a ready worker, RELOADING=1 and
+// then READY=1 around a rolling reload (finished or aborted), STOPPING=1
+// when it stops its workers, STATUS= lines for `systemctl status` ("2 of 2
+// workers ready", "reloading 1 of 2", "worker 2 restarting in 400ms"), and
+// WATCHDOG=1 pings when the unit sets WatchdogSec=, as events of the loop:
+// a loop that is stuck stops the pings.
+//
+// The master also answers Reload(ctx, pid) from other processes, on a unix
+// socket of Linux's abstract namespace named after its pid (nothing on
+// disk; only root and the master's user): a rolling reload whose caller
+// waits for its end, what a unit's ExecReload needs.
+//
 // # Platforms
 //
 // Workers need Linux (SO_REUSEPORT that spreads connections, memfd, the

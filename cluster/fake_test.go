@@ -150,6 +150,12 @@ type harness struct {
 // newHarness starts a master of cfg.Workers fake workers (default 2).
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
+	return newHarnessWith(t, cfg, nil)
+}
+
+// newHarnessWith is newHarness with setup run on the loop before it starts.
+func newHarnessWith(t *testing.T, cfg Config, setup func(*loop)) *harness {
+	t.Helper()
 	if cfg.Workers == 0 {
 		cfg.Workers = 2
 	}
@@ -195,6 +201,9 @@ func newHarness(t *testing.T, cfg Config) *harness {
 		t.Cleanup(func() { r.Close() })
 	}
 	h.l = newLoop(cfg, s, socks, nil)
+	if setup != nil {
+		setup(h.l)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	go func() { h.done <- h.l.run(ctx, h.reload, h.force) }()
@@ -352,3 +361,16 @@ var (
 )
 
 func (h *harness) logCount(s string) int { return strings.Count(h.logs.String(), s) }
+
+// pending is how many timers have not fired nor been stopped.
+func (c *fakeClock) pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, t := range c.timers {
+		if !t.stopped {
+			n++
+		}
+	}
+	return n
+}

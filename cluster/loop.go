@@ -29,6 +29,7 @@ type loop struct {
 	reloads chan struct{}  // Master.Reload; one pending request is enough
 	done    chan struct{}  // closed when run returns: late senders give up
 	hup     chan os.Signal // SIGHUP: a rolling reload; nil in tests
+	sd      *sdState       // systemd notifications; nil without systemd
 
 	// Owned by run:
 	children map[*child]struct{} // every worker not yet exited
@@ -39,6 +40,7 @@ type loop struct {
 	err      error  // why the stop was not clean (workers killed)
 	entries  []bool // connection table entries in use, by a worker not yet exited
 	stats    Stats
+	waits    reloadWaits // reload requests that wait for their reload's end
 
 	snap atomic.Pointer[snapshot] // what Stats and Workers read
 }
@@ -114,6 +116,8 @@ func newLoop(cfg Config, s sys, sockets []*os.File, table *connTable) *loop {
 func (l *loop) run(ctx context.Context, reload, force <-chan struct{}) error {
 	defer close(l.done)
 	l.log.Info("master started", "addr", l.addr, "workers", len(l.slots))
+	l.sd.start(l)
+	defer l.sd.end()
 	for _, s := range l.slots {
 		l.fill(s, false)
 	}
@@ -158,6 +162,10 @@ func (l *loop) handle(ev event) {
 		l.onStopTimeout(ev.c)
 	case evReload:
 		l.requestReload("reload requested")
+	case evReloadWait:
+		l.waits.add(l, ev)
+	case evWatchdog:
+		l.sd.watchdog(l)
 	case evSync:
 		if ev.f != nil {
 			ev.f(l)
@@ -317,6 +325,8 @@ func (l *loop) send(ev event) {
 // emit reports e to Config.OnEvent, after publishing the state as it is,
 // so that Stats and Workers called from then on show at least what e says.
 func (l *loop) emit(e Event) {
+	l.sd.event(l, e)
+	l.waits.event(e)
 	if l.cfg.OnEvent != nil {
 		l.publish()
 		l.cfg.OnEvent(e)

@@ -23,11 +23,17 @@ type Config struct {
 	// Addr is the TCP address to listen on, e.g. ":8080". Ignored when
 	// Files is set.
 	Addr string
-	// Files are listening sockets opened by someone else (systemd socket
-	// activation, a parent process) to use instead of binding Addr: one
-	// per slot, or one shared by every slot. Run works on duplicates; the
-	// caller keeps and closes these.
+	// Files are listening sockets opened by someone else (a parent
+	// process) to use instead of binding Addr: one per slot, or one shared
+	// by every slot. Run works on duplicates; the caller keeps and closes
+	// these. Without Files, the master takes the sockets systemd passed
+	// (socket activation), if any.
 	Files []*os.File
+	// NoSystemd turns off what the master does for systemd: taking the
+	// sockets it passed (LISTEN_FDS) and notifying it (NOTIFY_SOCKET:
+	// READY=1 once every worker is ready, RELOADING=1, STOPPING=1, STATUS=
+	// lines, watchdog pings). Without systemd these do nothing anyway.
+	NoSystemd bool
 	// Workers is the number of worker processes (slots); default
 	// runtime.GOMAXPROCS(0), which follows the cgroup CPU quota.
 	Workers int
@@ -177,12 +183,26 @@ func Run(ctx context.Context, cfg Config, fn func(ctx context.Context, w *Worker
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	sd, files, err := takeSystemd(&cfg)
+	if err != nil {
+		return err
+	}
+	if files != nil {
+		defer closeFiles(files)
+		cfg.Files = files
+	}
 	m, err := listen(cfg, osSys(&cfg))
 	if err != nil {
 		return err
 	}
 	defer m.close()
 	m.l.hup = hup
+	m.l.sd = sd
+	if stop, err := m.l.serveControl(); err != nil {
+		cfg.Logger.Warn("no control socket: reload commands (cluster.Reload) will not reach this master", "err", err)
+	} else {
+		defer stop() // after the loop has returned: waiting commands are answered
+	}
 	if cfg.Master != nil {
 		stop, err := cfg.Master(m)
 		if err != nil {
@@ -257,7 +277,7 @@ func listen(cfg Config, s sys) (*Master, error) {
 	var err error
 	if len(cfg.Files) > 0 {
 		if len(cfg.Files) != 1 && len(cfg.Files) != cfg.Workers {
-			return nil, fmt.Errorf("cluster: %d sockets given for %d workers: give one, or one per worker", len(cfg.Files), cfg.Workers)
+			return nil, fmt.Errorf("cluster: %d sockets given for %d workers: %w", len(cfg.Files), cfg.Workers, ErrSocketCount)
 		}
 		files, addr, err = adoptFiles(cfg.Files)
 	} else {

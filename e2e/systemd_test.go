@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -108,7 +109,7 @@ func sdUnitPath(name string) string {
 func TestSystemdUnitsVerify(t *testing.T) {
 	sa := requireTool(t, "systemd-analyze")
 	dir := t.TempDir()
-	for _, name := range []string{"lbserver@.service", "lbserver@.socket", "lbserver-cluster.service"} {
+	for _, name := range []string{"lbserver@.service", "lbserver@.socket", "lbserver-cluster.service", "lbserver-cluster.socket"} {
 		b, err := os.ReadFile(sdUnitPath(name))
 		if err != nil {
 			t.Fatal(err)
@@ -121,7 +122,7 @@ func TestSystemdUnitsVerify(t *testing.T) {
 		}
 	}
 	units := []string{filepath.Join(dir, "lbserver@8082.service"), filepath.Join(dir, "lbserver-cluster.service")}
-	out, err := exec.Command(sa, append([]string{"verify", filepath.Join(dir, "lbserver@8082.socket")}, units...)...).CombinedOutput()
+	out, err := exec.Command(sa, append([]string{"verify", filepath.Join(dir, "lbserver@8082.socket"), filepath.Join(dir, "lbserver-cluster.socket")}, units...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}
@@ -188,16 +189,14 @@ func TestSystemdForkUnitCommands(t *testing.T) {
 
 // TestSystemdClusterUnitCommands runs what systemd would run for
 // lbserver-cluster.service: ExecStart starts a master and its workers,
-// ExecReload's SIGHUP replaces every worker, and KillSignal to the master
-// alone (KillMode=mixed) stops the workers too, within TimeoutStopSec.
+// ExecReload (`lbserver reload $MAINPID`) returns only once every worker has
+// been replaced, and KillSignal to the master alone (KillMode=mixed) stops
+// the workers too, within TimeoutStopSec.
 func TestSystemdClusterUnitCommands(t *testing.T) {
 	u := sdParse(t, sdUnitPath("lbserver-cluster.service"))
 	port := FreePort(t)
-	if got := u.one(t, "ExecReload"); got != "/bin/kill -HUP $MAINPID" {
-		t.Errorf("ExecReload=%s, want /bin/kill -HUP $MAINPID", got)
-	}
-	if u.one(t, "KillMode") != "mixed" || u.one(t, "KillSignal") != "SIGTERM" {
-		t.Errorf("want KillMode=mixed KillSignal=SIGTERM")
+	if u.one(t, "Type") != "notify" || u.one(t, "KillMode") != "mixed" || u.one(t, "KillSignal") != "SIGTERM" {
+		t.Errorf("want Type=notify KillMode=mixed KillSignal=SIGTERM")
 	}
 	pre := sdCommand(t, u.one(t, "ExecStartPre"), "", port, "8081")
 	if out, err := exec.Command(pre[0], pre[1:]...).CombinedOutput(); err != nil ||
@@ -211,25 +210,15 @@ func TestSystemdClusterUnitCommands(t *testing.T) {
 	var workers []int
 	Eventually(t, 20*time.Second, "2 workers", func() bool { workers = ChildPids(p.Pid()); return len(workers) == 2 })
 
-	// systemctl reload = SIGHUP to $MAINPID: every worker is replaced.
-	if err := p.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
+	// systemctl reload = ExecReload: it returns once every worker is replaced.
+	reload := sdCommand(t, strings.ReplaceAll(u.one(t, "ExecReload"), "$MAINPID", strconv.Itoa(p.Pid())), "", port, "8081")
+	if out, err := exec.Command(reload[0], reload[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("ExecReload %v: %v\n%s", reload[1:], err, out)
 	}
-	Eventually(t, 60*time.Second, "every worker replaced after SIGHUP", func() bool {
-		now := ChildPids(p.Pid())
-		if len(now) != 2 {
-			return false
-		}
-		for _, w := range now {
-			for _, o := range workers {
-				if w == o {
-					return false
-				}
-			}
-		}
-		return true
-	})
 	now := ChildPids(p.Pid())
+	if len(now) != 2 || slices.ContainsFunc(now, func(w int) bool { return slices.Contains(workers, w) }) {
+		t.Fatalf("workers when ExecReload returned: %v, want 2 new ones (were %v)", now, workers)
+	}
 	if ok, seen := pmAllServe(port, now, pmBuildOf(t, binPath), 200); !ok {
 		t.Fatalf("after reload: %s", seen)
 	}

@@ -31,6 +31,9 @@ import (
 // FORK process. ctx ends on the first stop signal, force closes
 // on the second.
 func run(ctx context.Context, force <-chan struct{}, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "reload" {
+		return runReload(ctx, args[1:], stdout)
+	}
 	cfg, err := config.Parse(args, getenv, stdout)
 	if errors.Is(err, config.ErrHelp) {
 		return nil
@@ -199,6 +202,10 @@ func runCluster(ctx context.Context, force <-chan struct{}, cfg config.Config, e
 	})
 	if oe, ok := errors.AsType[*net.OpError](err); ok && oe.Op == "listen" && id == 0 {
 		return fmt.Errorf("%w%s", err, hint(err))
+	}
+	if errors.Is(err, systemd.ErrNotTCPListener) || errors.Is(err, cluster.ErrSocketCount) {
+		// Sockets systemd passed that the master cannot use: nothing was started.
+		return &config.UsageError{Msg: err.Error()}
 	}
 	return err
 }
