@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"strconv"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,7 +21,7 @@ func listenSockets(addr string, n int, shareExisting, reuse bool) ([]*os.File, n
 	if !shareExisting {
 		// A plain bind fails where anything listens, SO_REUSEPORT or not, so
 		// that two masters never end up sharing a port by accident.
-		probe, err := net.Listen("tcp", addr)
+		probe, err := probeListen(addr)
 		if err != nil {
 			return nil, nil, fmt.Errorf("listen on %s: %w", addr, err)
 		}
@@ -156,5 +158,30 @@ func privateSockets() func(slot int) (*os.File, string, error) {
 			return nil, "", err
 		}
 		return f, name, nil
+	}
+}
+
+// Binding a port in use is tried again for bindRetry before it is an
+// error: a master started again at once after the last one died (systemd,
+// PM2, forever restarting it) may find the port still held for a moment by
+// the old workers, which let go of it as soon as they read EOF on their
+// lifeline (Worker.dropSlots). nginx retries its binds the same way (5
+// times, 500ms apart); half a second keeps a real conflict under the one
+// second a process manager counts as a failed start.
+const (
+	bindRetry = 500 * time.Millisecond
+	bindPause = 50 * time.Millisecond
+)
+
+// probeListen is net.Listen, tried again while the address is in use, for
+// up to bindRetry.
+func probeListen(addr string) (net.Listener, error) {
+	deadline := time.Now().Add(bindRetry)
+	for {
+		ln, err := net.Listen("tcp", addr)
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
+			return ln, err
+		}
+		time.Sleep(bindPause)
 	}
 }

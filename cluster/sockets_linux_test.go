@@ -1,10 +1,12 @@
 package cluster
 
 import (
+	"errors"
 	"net"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // nonblocking reports whether the open file description behind ln has
@@ -105,5 +107,42 @@ func TestPrivateSocketsLeaveNothingOnDisk(t *testing.T) {
 	if c, err := net.Dial("unix", addr); err == nil {
 		c.Close()
 		t.Error("the private socket is still reachable after its last descriptor closed")
+	}
+}
+
+// A port held by someone else when the master starts is tried again for a
+// moment (the workers of a master that just died let go of it), then it is
+// an error that names the address in use.
+func TestListenWaitsBrieflyForAPortInUse(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := held.Addr().String()
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		time.Sleep(2 * bindPause) // let go of it while listenSockets is retrying
+		held.Close()
+	}()
+	files, _, err := listenSockets(addr, 2, false, true)
+	<-released
+	if err != nil {
+		t.Fatalf("listenSockets while the port was let go of = %v, want it bound", err)
+	}
+	closeFiles(files)
+
+	still, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer still.Close()
+	start := time.Now()
+	_, _, err = listenSockets(addr, 2, false, true)
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("listenSockets on a port kept in use = %v, want EADDRINUSE", err)
+	}
+	if took := time.Since(start); took < bindRetry || took > bindRetry+time.Second {
+		t.Errorf("gave up after %v, want about %v", took, bindRetry)
 	}
 }

@@ -109,11 +109,26 @@ func (w *Worker) watchMaster(ctx context.Context) bool {
 	}()
 	select {
 	case <-gone:
+		w.dropSlots()
 		return true
 	case <-ctx.Done():
 		_ = w.lifeline.Close()
 		<-gone
 		return false
+	}
+}
+
+// dropSlots closes this worker's copies of every slot's socket once the
+// master is gone: no slot can be adopted any more, and a master started
+// again on the same port (by systemd, PM2, forever) must not find it held
+// by the workers of the dead one while they drain. Adopted slots are
+// served on duplicates, which the drain closes.
+func (w *Worker) dropSlots() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for k, f := range w.slots {
+		_ = f.Close()
+		delete(w.slots, k)
 	}
 }
 

@@ -136,3 +136,27 @@ func TestNotAWorker(t *testing.T) {
 		t.Errorf("WorkerID = %d, want 0", id)
 	}
 }
+
+// Once the master is gone, its workers let go of every slot's socket at
+// once, so that a master started again on the same port can bind it while
+// they are still draining.
+func TestMasterGoneReleasesSlotSockets(t *testing.T) {
+	files, addr, err := listenSockets("127.0.0.1:0", 2, false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, lw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &Worker{id: 1, lifeline: r, slots: map[int]*os.File{1: files[0], 2: files[1]}}
+	lw.Close() // the master is gone
+	if !w.watchMaster(context.Background()) {
+		t.Fatal("watchMaster at EOF = false, want true")
+	}
+	ln, err := net.Listen("tcp", addr.String())
+	if err != nil {
+		t.Fatalf("bind %s after the master was gone: %v, want the port free", addr, err)
+	}
+	ln.Close()
+}

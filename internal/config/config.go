@@ -308,6 +308,7 @@ func writeUsage(out io.Writer, fs *flag.FlagSet) {
 
 Usage:
   lbserver [--port N] [--mode FORK|CLUSTER] [flags]
+  lbserver reload MASTER_PID   rolling reload of a CLUSTER master; returns when it finished
 
 Examples:
   lbserver --port 8080 --mode FORK
