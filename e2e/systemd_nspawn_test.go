@@ -702,27 +702,7 @@ func TestSystemdNspawnForkWatchdog(t *testing.T) {
 	c := sdBoot(t)
 	c.install()
 	const unit = "lbserver@8082.service"
-	dropin := fmt.Sprintf("/proc/%d/root/etc/systemd/system/%s.d", c.leader, unit)
-	if err := os.MkdirAll(dropin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dropin+"/watchdog.conf", []byte("[Service]\nWatchdogSec=1s\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c.must("daemon-reload")
-	c.must("start", unit)
-	pid := c.show(unit, "MainPID")
-
-	// Pings reach systemd: its watchdog timestamp moves on, 4 times (2 s at
-	// one ping per 500 ms, twice WatchdogSec), and the service stays.
-	seen := map[string]bool{}
-	Eventually(t, 10*time.Second, "4 watchdog pings", func() bool {
-		seen[c.show(unit, "WatchdogTimestampMonotonic")] = true
-		return len(seen) > 4
-	})
-	if got := c.show(unit, "MainPID"); got != pid || strings.Contains(c.journal(unit), "Watchdog timeout") {
-		t.Fatalf("MainPID %s (was %s) or a watchdog timeout while lbserver pinged:\n%s", got, pid, c.journal(unit))
-	}
+	pid := c.startWithWatchdog(t, unit)
 
 	// A stuck lbserver: no pings, systemd kills it and starts another.
 	pids := c.hostPids(unit)
@@ -753,24 +733,7 @@ func TestSystemdNspawnClusterWatchdog(t *testing.T) {
 	c := sdBoot(t)
 	c.install()
 	const unit = "lbserver-cluster.service"
-	dropin := fmt.Sprintf("/proc/%d/root/etc/systemd/system/%s.d", c.leader, unit)
-	if err := os.MkdirAll(dropin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dropin+"/watchdog.conf", []byte("[Service]\nWatchdogSec=1s\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c.must("daemon-reload")
-	c.must("start", unit)
-	master := c.show(unit, "MainPID")
-	seen := map[string]bool{}
-	Eventually(t, 10*time.Second, "4 watchdog pings", func() bool {
-		seen[c.show(unit, "WatchdogTimestampMonotonic")] = true
-		return len(seen) > 4
-	})
-	if got := c.show(unit, "MainPID"); got != master || strings.Contains(c.journal(unit), "Watchdog timeout") {
-		t.Fatalf("MainPID %s (was %s) or a watchdog timeout while the master pinged:\n%s", got, master, c.journal(unit))
-	}
+	master := c.startWithWatchdog(t, unit)
 	var host int
 	for _, p := range c.hostPids(unit) {
 		if strconv.Itoa(sdNsPid(p)) == master {
@@ -795,4 +758,31 @@ func TestSystemdNspawnClusterWatchdog(t *testing.T) {
 	Eventually(t, 30*time.Second, "the new master's workers", func() bool { workers = c.workers(unit); return len(workers) == n })
 	c.allServe(8081, workers)
 	t.Logf("master %s stopped, watchdog timeout, new master %s with workers %v", master, c.show(unit, "MainPID"), workers)
+}
+
+// startWithWatchdog starts unit with WatchdogSec=1s added by a drop-in (the
+// units ship without it) and returns its main pid once its pings have
+// reached systemd: the watchdog timestamp moves on 4 times (2 s at one ping
+// per 500 ms, twice WatchdogSec) and the service stays, with no timeout.
+func (c *sdContainer) startWithWatchdog(t *testing.T, unit string) string {
+	t.Helper()
+	dropin := fmt.Sprintf("/proc/%d/root/etc/systemd/system/%s.d", c.leader, unit)
+	if err := os.MkdirAll(dropin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dropin+"/watchdog.conf", []byte("[Service]\nWatchdogSec=1s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.must("daemon-reload")
+	c.must("start", unit)
+	pid := c.show(unit, "MainPID")
+	seen := map[string]bool{}
+	Eventually(t, 10*time.Second, "4 watchdog pings", func() bool {
+		seen[c.show(unit, "WatchdogTimestampMonotonic")] = true
+		return len(seen) > 4
+	})
+	if got := c.show(unit, "MainPID"); got != pid || strings.Contains(c.journal(unit), "Watchdog timeout") {
+		t.Fatalf("MainPID %s (was %s) or a watchdog timeout while %s pinged:\n%s", got, pid, unit, c.journal(unit))
+	}
+	return pid
 }
