@@ -166,32 +166,13 @@ func TestSystemdForkActivationBadInput(t *testing.T) {
 	defer unixLn.Close()
 	unixF, _ := unixLn.(*net.UnixListener).File()
 	defer unixF.Close()
-	cases := []struct {
-		name  string
-		files []*os.File
-		want  string
-	}{
+	cases := []sdRefusal{
 		{"two sockets", []*os.File{held1, held2}, "lbserver: socket activation: 2 sockets passed (LISTEN_FDS), FORK serves on one"},
 		{"a unix socket", []*os.File{unixF}, "lbserver: socket activation: passed socket 3 (LISTEN_FD_3) is a unix socket: not a listening TCP socket"},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			port := FreePort(t)
-			p := sdActivated(t, nil, c.files, binPath, "--host", "127.0.0.1", "--port", strconv.Itoa(port))
-			if !p.Wait(20 * time.Second) {
-				t.Fatal("lbserver still runs, want exit 2")
-			}
-			if code := relExitCode(p); code != 2 {
-				t.Errorf("exit status %d, want 2", code)
-			}
-			if out := strings.TrimSpace(p.Output.String()); out != c.want {
-				t.Errorf("output %q, want the one line %q", out, c.want)
-			}
-			if !relDialRefused(fmt.Sprintf("127.0.0.1:%d", port)) {
-				t.Errorf("port %d is served, want nothing started", port)
-			}
-		})
-	}
+	sdAssertRefused(t, cases, func(port int) []string {
+		return []string{binPath, "--host", "127.0.0.1", "--port", strconv.Itoa(port)}
+	})
 	t.Run("LISTEN_PID of another process", func(t *testing.T) {
 		port := FreePort(t)
 		cmd := exec.Command(binPath, "--host", "127.0.0.1", "--port", strconv.Itoa(port))
@@ -260,4 +241,37 @@ func TestSystemdSocketActivateRestart(t *testing.T) {
 	sdRestartUnderLoad(t, 3, func() *Proc {
 		return sdActivated(t, nil, []*os.File{held}, ssa, "--fdname=web", binPath, "--host", "127.0.0.1", "--port", strconv.Itoa(port))
 	}, port, 1)
+}
+
+// sdRefusal is passed sockets lbserver must refuse, and the one line it
+// must print.
+type sdRefusal struct {
+	name  string
+	files []*os.File
+	want  string
+}
+
+// sdAssertRefused starts the command args(port) gives with each case's
+// sockets passed as systemd passes them, and checks the refusal: exit 2,
+// the one line, and nothing served on port.
+func sdAssertRefused(t *testing.T, cases []sdRefusal, args func(port int) []string) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			port := FreePort(t)
+			p := sdActivated(t, nil, c.files, args(port)...)
+			if !p.Wait(20 * time.Second) {
+				t.Fatal("lbserver still runs, want exit 2")
+			}
+			if code := relExitCode(p); code != 2 {
+				t.Errorf("exit status %d, want 2", code)
+			}
+			if out := strings.TrimSpace(p.Output.String()); out != c.want {
+				t.Errorf("output %q, want the one line %q", out, c.want)
+			}
+			if !relDialRefused(fmt.Sprintf("127.0.0.1:%d", port)) {
+				t.Errorf("port %d is served, want nothing started", port)
+			}
+		})
+	}
 }

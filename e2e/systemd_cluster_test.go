@@ -332,32 +332,13 @@ func TestSystemdClusterActivationBadInput(t *testing.T) {
 	defer unixLn.Close()
 	unixF, _ := unixLn.(*net.UnixListener).File()
 	defer unixF.Close()
-	cases := []struct {
-		name  string
-		files []*os.File
-		want  string
-	}{
+	cases := []sdRefusal{
 		{"three sockets for two workers", []*os.File{held1, held2, held3}, "lbserver: socket activation: 3 sockets passed (LISTEN_FDS) for 2 workers: give one socket, or one per worker"},
 		{"a unix socket", []*os.File{unixF}, "lbserver: socket activation: passed socket 3 (LISTEN_FD_3) is a unix socket: not a listening TCP socket"},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			port := FreePort(t)
-			p := sdActivated(t, nil, c.files, append([]string{binPath}, sdClusterArgs(port)...)...)
-			if !p.Wait(20 * time.Second) {
-				t.Fatal("lbserver still runs, want exit 2")
-			}
-			if code := relExitCode(p); code != 2 {
-				t.Errorf("exit status %d, want 2", code)
-			}
-			if out := strings.TrimSpace(p.Output.String()); out != c.want {
-				t.Errorf("output %q, want the one line %q", out, c.want)
-			}
-			if !relDialRefused(fmt.Sprintf("127.0.0.1:%d", port)) {
-				t.Errorf("port %d is served, want nothing started", port)
-			}
-		})
-	}
+	sdAssertRefused(t, cases, func(port int) []string {
+		return append([]string{binPath}, sdClusterArgs(port)...)
+	})
 	t.Run("LISTEN_PID of another process", func(t *testing.T) {
 		port := FreePort(t)
 		cmd := exec.Command(binPath, sdClusterArgs(port)...)
