@@ -21,7 +21,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -373,43 +372,12 @@ func walkChecks() []walkCheck {
 func walkCopy(t *testing.T, dst string) {
 	t.Helper()
 	src := repoRoot()
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
+	err := copyRepo(dst, func(rel string, d fs.DirEntry) bool {
 		switch rel {
 		case ".git", "bin", "run", filepath.Join("tools", "node_modules"):
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil // a worktree's .git is a file
+			return true // a worktree's .git is a file
 		}
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		if !d.Type().IsRegular() || strings.HasSuffix(p, ".test") {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		in, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer in.Close()
-		out, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, info.Mode().Perm())
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(out, in); err != nil {
-			out.Close()
-			return err
-		}
-		return out.Close()
+		return strings.HasSuffix(rel, ".test")
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -27,43 +27,9 @@ import (
 // node_modules) into a temporary folder and returns it.
 func pmCopyRepo(tb testing.TB) string {
 	tb.Helper()
-	src := repoRoot()
 	dst := tb.TempDir()
 	skip := map[string]bool{".git": true, "bin": true, "run": true, "artifacts": true, "node_modules": true}
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if d.IsDir() && skip[d.Name()] && rel != "." {
-			return filepath.SkipDir
-		}
-		out := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(out, 0o755)
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		in, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer in.Close()
-		o, err := os.OpenFile(out, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, info.Mode().Perm())
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(o, in); err != nil {
-			o.Close()
-			return err
-		}
-		return o.Close()
-	})
+	err := copyRepo(dst, func(rel string, d fs.DirEntry) bool { return d.IsDir() && skip[d.Name()] })
 	if err != nil {
 		tb.Fatalf("copy the repository: %v", err)
 	}
