@@ -1,7 +1,5 @@
 package cluster
 
-import "strconv"
-
 // maxAdoptSlots bounds the sockets every worker inherits for adoption; with
 // more slots than this, orphaned slots wait for their own worker.
 const maxAdoptSlots = 64
@@ -21,15 +19,13 @@ func (l *loop) rebalance() {
 	if l.stopping || !l.adoptable() {
 		return
 	}
+	defer l.tellAdoptions()
 	usable := func(c *child) bool { return c != nil && c.ready && !c.stopped && !c.gone }
 	for _, s := range l.slots {
 		healthy := usable(s.cur)
 		if a := s.adopter; a != nil && (healthy || !usable(a)) {
 			s.adopter = nil
 			a.adopted--
-			if !a.gone {
-				a.proc.Tell("release " + strconv.Itoa(s.id))
-			}
 			l.emit(Event{Kind: EventReleased, Slot: s.id, Pid: a.pid})
 			if healthy {
 				l.log.Info("slot served by its own worker again", "worker", s.id, "worker_pid", s.cur.pid, "adopter_pid", a.pid)
@@ -50,7 +46,6 @@ func (l *loop) rebalance() {
 		}
 		s.adopter = best
 		best.adopted++
-		best.proc.Tell("adopt " + strconv.Itoa(s.id))
 		l.emit(Event{Kind: EventAdopted, Slot: s.id, Pid: best.pid})
 		l.log.Warn("worker adopts orphaned slot until its worker is back", "worker", s.id, "adopter", best.slot.id, "adopter_pid", best.pid)
 	}

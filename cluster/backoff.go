@@ -1,6 +1,17 @@
 package cluster
 
-import "time"
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrNeverReady is wrapped by Run's error when a slot gave up: none of its
+// workers was ever ready, and Config.MaxFailedStarts starts in a row failed
+// (the worker could not be started, exited before it was ready, or was not
+// ready within ReadyTimeout). Run stopped every worker first. It is what a
+// broken deploy looks like: the error says which worker and why.
+var ErrNeverReady = errors.New("cluster: a worker was never ready")
 
 // crash records a crash of slot s (its current worker exited, or could not
 // be started) and schedules its restart after a delay that grows with the
@@ -16,7 +27,27 @@ func (l *loop) crash(s *slot) {
 		return
 	}
 	l.stopTimer(&s.restart)
-	s.restart = l.after(delay, evRestart{s})
+	s.restart = l.after(delay, func(t *timer) event { return evRestart{s, t} })
+}
+
+// failedStart counts a failed start of slot s (its worker could not be
+// started, exited before it was ready, or was not ready in time). Once a
+// slot none of whose workers was ever ready has failed MaxFailedStarts
+// times, the master gives up: it stops and Run returns an error wrapping
+// ErrNeverReady. It reports whether it gave up.
+func (l *loop) failedStart(s *slot, why string) bool {
+	if s.served {
+		return false
+	}
+	s.failed++
+	s.why = why
+	if l.cfg.MaxFailedStarts < 0 || s.failed < l.cfg.MaxFailedStarts {
+		return false
+	}
+	l.err = fmt.Errorf("%w: worker %d failed %d starts in a row (last: %s)", ErrNeverReady, s.id, s.failed, why)
+	l.log.Error("giving up: a worker was never ready", "worker", s.id, "failed_starts", s.failed, "last", why)
+	l.stop()
+	return true
 }
 
 // recordCrash appends now to crashes and drops those older than window, so

@@ -42,14 +42,29 @@
 // The delay grows with the crashes of that slot in the last CrashWindow (0,
 // then 100ms, doubling, capped at MaxBackoff), so a worker that dies at
 // start does not spin the CPU, and a long-lived master never gives up on a
-// slot after rare crashes. The other slots keep serving meanwhile, and with
+// slot after rare crashes. Every exit has a reason (Event.Reason): crashed
+// (logged at WARN with the worker's last words: the error its function
+// returned to Run, or its panic), stopped or killed by the master, replaced
+// by a reload, not ready in time, or stopped by signal. Only a crash and a
+// worker not ready in time count for the backoff: a worker stopped by a
+// signal the master did not send (an operator's SIGTERM, `systemctl kill`)
+// is restarted at once, as someone meant to stop that process, not the
+// service.
+//
+// Every new worker must be ready (Worker.Ready) within ReadyTimeout, or it
+// is stopped (SIGTERM, SIGKILL past StopTimeout) and counts as a failed
+// start. A slot none of whose workers was ever ready gives up after
+// MaxFailedStarts failed starts in a row (default 5): the master stops
+// every worker and Run returns an error wrapping ErrNeverReady that names
+// the worker and its last words, so a broken deploy fails instead of
+// looping. A slot that was served once restarts forever. The other slots keep serving meanwhile, and with
 // more than one slot one of their workers adopts the orphaned slot (accepts
 // on its socket too) until the slot's own worker is ready again: without
 // it, the connections the kernel keeps hashing to that slot would wait.
 //
 // # Rolling reload
 //
-// On SIGHUP, a receive on Config.Reload or Master.Reload, the master
+// On SIGHUP, Master.Reload or Reload(ctx, pid) from another process, the master
 // replaces the workers slot by slot: it starts the new worker, waits until
 // it is ready (Worker.Ready, which Worker.Serve calls), makes it the slot's
 // worker, sends SIGTERM to the old one and waits until it has exited before
@@ -63,9 +78,12 @@
 // A worker is started with these descriptors:
 //
 //	fd 3   the slot's listening socket (the worker accepts on it, never binds)
-//	fd 4   the write end of a ready pipe: one byte when the worker serves
+//	fd 4   the write end of a report pipe: byte 1 when the worker serves,
+//	       then byte 2 and its last words before it exits
 //	fd 5   the read end of a lifeline pipe: the master's commands, one per
-//	       line ("adopt K", "release K"); EOF means the master is gone
+//	       line, each the whole set of other slots the worker accepts for
+//	       ("adopted 2 5", "adopted"), so none is lost by replacing an
+//	       older one not yet read; EOF means the master is gone
 //	fd 6.. every slot's socket, for adoption (with 2 to 64 slots)
 //
 // and these variables (Config.EnvPrefix, default "CLUSTER_", then the name):
@@ -95,9 +113,11 @@
 //
 // # Signals
 //
-//	master SIGINT, SIGTERM  stop (ctx done): SIGTERM every worker, wait for them
-//	                        (StopTimeout, default DrainTimeout + 5s, then SIGKILL
-//	                        and Run returns ErrStopTimeout), close the sockets
+//	master SIGINT, SIGTERM  stop (ctx done): close the sockets it bound (new
+//	                        connections are refused at once), SIGTERM every
+//	                        worker, wait for them (StopTimeout, default
+//	                        DrainTimeout + 5s, then SIGKILL and Run returns
+//	                        ErrStopTimeout)
 //	master second signal    (Config.Force closed, see Signals) SIGKILL every
 //	                        worker; Run returns ErrForced
 //	master SIGHUP           rolling reload
@@ -107,6 +127,27 @@
 //	worker SIGINT, SIGHUP   ignored: a terminal's Ctrl-C reaches the whole
 //	                        process group, and the master turns it into one
 //	                        SIGTERM per worker
+//
+// # Stopping
+//
+// When the stop begins, the master closes its copies of the sockets it
+// bound, and each worker closes its own as it begins to drain: once the
+// last is closed, a new connection is refused at once (a proxy such as
+// nginx then tries its next upstream) instead of waiting in a queue no one
+// will accept from, and being reset at the end of the drain. Sockets given
+// to the master (Config.Files, or systemd's socket activation) are kept
+// open: their queue belongs to whoever passed them, and the connections
+// that wait there are served by the next master. A ctx already done when
+// Run is called starts no worker; Run returns nil.
+//
+// # Limits
+//
+// The master warns at start of each limit its configuration runs into:
+// with more than 64 slots there is no adoption (a slot whose worker is down
+// waits for it); the connection table (Config.Balance) has min(63,
+// 4×Workers) entries, so with 63 or more workers some (a reload's new
+// ones first) get no balancing; and more than 4 workers per CPU only add
+// context switches and memory.
 //
 // # systemd
 //

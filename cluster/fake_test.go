@@ -80,7 +80,7 @@ type fakeProc struct {
 	slot    int
 	spec    spawnSpec
 	onReady func()
-	onExit  func(error)
+	onExit  func(error, string)
 
 	exited bool // set by harness.exit
 
@@ -114,6 +114,20 @@ func (p *fakeProc) told() []string {
 	return slices.Clone(p.lines)
 }
 
+// adopts is the set of slots the worker was last told to adopt (nil: it
+// was told nothing).
+func (p *fakeProc) adopts() []int {
+	lines := p.told()
+	if len(lines) == 0 {
+		return nil
+	}
+	slots, ok := parseLifeline(lines[len(lines)-1])
+	if !ok {
+		panic("bad lifeline line " + lines[len(lines)-1])
+	}
+	return append([]int{}, slots...)
+}
+
 type syncBuffer struct {
 	mu sync.Mutex // guards b
 	b  bytes.Buffer
@@ -140,7 +154,8 @@ type harness struct {
 	logs     *syncBuffer
 	cancel   context.CancelFunc
 	force    chan struct{}
-	reload   chan struct{}
+	m        *Master        // Master.Reload
+	hup      chan os.Signal // the SIGHUP channel
 	done     chan error
 	failNext bool // guarded by the loop: set only between syncs
 	nextPid  int
@@ -161,7 +176,7 @@ func newHarnessWith(t *testing.T, cfg Config, setup func(*loop)) *harness {
 	}
 	h := &harness{t: t, clock: &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)},
 		started: make(chan *fakeProc, 100), events: make(chan Event, 1000), logs: &syncBuffer{},
-		force: make(chan struct{}), reload: make(chan struct{}), done: make(chan error, 1), nextPid: 100}
+		force: make(chan struct{}), hup: make(chan os.Signal, 1), done: make(chan error, 1), nextPid: 100}
 	cfg.Logger = slog.New(slog.NewTextHandler(h.logs, nil))
 	cfg.OnEvent = func(e Event) { h.events <- e }
 	cfg.Exe, cfg.Args, cfg.Env = "worker", []string{}, []string{}
@@ -169,7 +184,7 @@ func newHarnessWith(t *testing.T, cfg Config, setup func(*loop)) *harness {
 		t.Fatal(err)
 	}
 	s := sys{
-		start: func(spec spawnSpec, onReady func(), onExit func(error)) (process, error) {
+		start: func(spec spawnSpec, onReady func(), onExit func(error, string)) (process, error) {
 			if h.failNext {
 				h.failNext = false
 				return nil, errors.New("exec: no such file")
@@ -200,13 +215,25 @@ func newHarnessWith(t *testing.T, cfg Config, setup func(*loop)) *harness {
 		socks[i] = r
 		t.Cleanup(func() { r.Close() })
 	}
-	h.l = newLoop(cfg, s, socks, nil)
+	// A connection table, as Config.Balance makes one, so that the
+	// harness checks what the loop does with it.
+	var table *connTable
+	if cfg.Workers > 1 {
+		var err error
+		if table, err = createTable(min(maxEntries, 4*cfg.Workers)); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { table.close() })
+	}
+	h.l = newLoop(cfg, s, socks, table)
+	h.l.hup = h.hup
+	h.m = &Master{l: h.l}
 	if setup != nil {
 		setup(h.l)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
-	go func() { h.done <- h.l.run(ctx, h.reload, h.force) }()
+	go func() { h.done <- h.l.run(ctx, h.force) }()
 	t.Cleanup(func() {
 		cancel()
 		// Once the loop has seen the stop, it starts no more workers: every
@@ -229,7 +256,7 @@ func newHarnessWith(t *testing.T, cfg Config, setup func(*loop)) *harness {
 			}
 		}
 		for _, p := range left {
-			p.onExit(nil)
+			p.onExit(nil, "")
 		}
 		select {
 		case <-h.done:
@@ -282,7 +309,14 @@ func (h *harness) noSpawn(why string) {
 }
 
 func (h *harness) ready(p *fakeProc)           { p.onReady(); h.sync() }
-func (h *harness) exit(p *fakeProc, err error) { p.onExit(err); h.sync() }
+func (h *harness) exit(p *fakeProc, err error) { p.exited = true; p.onExit(err, ""); h.sync() }
+
+// exitSaying is exit with the worker's last words.
+func (h *harness) exitSaying(p *fakeProc, err error, words string) {
+	p.exited = true
+	p.onExit(err, words)
+	h.sync()
+}
 func (h *harness) advance(d time.Duration) {
 	until := h.clock.time().Add(d)
 	for t := h.clock.due(until); t != nil; t = h.clock.due(until) {
@@ -290,6 +324,18 @@ func (h *harness) advance(d time.Duration) {
 		h.sync()
 	}
 	h.sync()
+}
+
+// fireLate fires the timers due within d, moving the clock, without
+// delivering their events: the caller calls their f later, as a timer
+// whose event is still on its way to the loop.
+func (h *harness) fireLate(d time.Duration) []*fakeTimer {
+	until := h.clock.time().Add(d)
+	var out []*fakeTimer
+	for t := h.clock.due(until); t != nil; t = h.clock.due(until) {
+		out = append(out, t)
+	}
+	return out
 }
 
 // startAll starts and readies every slot's first worker.

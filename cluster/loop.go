@@ -30,6 +30,11 @@ type loop struct {
 	done    chan struct{}  // closed when run returns: late senders give up
 	hup     chan os.Signal // SIGHUP: a rolling reload; nil in tests
 	sd      *sdState       // systemd notifications; nil without systemd
+	// ownSockets: the master bound the sockets itself, so it closes its
+	// copies when the stop begins (new connections are refused at once).
+	// Sockets given to it (Config.Files, systemd's) stay open: their queue
+	// belongs to whoever passed them, and waits for the next master.
+	ownSockets bool
 
 	// Owned by run:
 	children map[*child]struct{} // every worker not yet exited
@@ -52,7 +57,9 @@ type slot struct {
 	crashes []time.Time // crash times within CrashWindow
 	served  bool        // a worker of this slot has been ready once
 	adopter *child      // another slot's worker accepting here while this slot has no ready worker
-	restart func() bool // stops the pending restart timer; nil if none
+	restart *timer      // the pending restart delay; nil if none
+	failed  int         // failed starts while no worker of this slot was ever ready
+	why     string      // why the last of them failed
 }
 
 type child struct {
@@ -63,12 +70,16 @@ type child struct {
 	private string // address of its private socket; "" if none
 	entry   int    // its entry in the connection table; -1 if none
 
-	ready    bool        // it reported ready
-	stopped  bool        // it was sent SIGTERM (reload, abort, stop)
-	replaced bool        // a new worker took its slot in a reload
-	gone     bool        // it exited
-	adopted  int         // slots it accepts for besides its own
-	timer    func() bool // stops its pending ready or stop timeout; nil if none
+	ready    bool   // it reported ready
+	stopped  bool   // it was sent SIGTERM (reload, abort, stop, ready timeout)
+	replaced bool   // a new worker took its slot in a reload
+	notReady bool   // it was stopped for not being ready within ReadyTimeout
+	killed   bool   // it was sent SIGKILL
+	gone     bool   // it exited
+	adopted  int    // slots it accepts for besides its own
+	told     string // the last adoption state told on its lifeline
+	readyBy  *timer // its ready timeout, until it is ready
+	exitBy   *timer // its stop timeout, once it was sent SIGTERM
 }
 
 // The events the loop selects on, besides stop, force and reload requests.
@@ -76,14 +87,12 @@ type (
 	event    any
 	evReady  struct{ c *child }
 	evExited struct {
-		c   *child
-		err error
+		c     *child
+		err   error
+		words string // its last words (report.go)
 	}
-	evRestart      struct{ s *slot }  // a slot's restart delay is over
-	evReadyTimeout struct{ c *child } // a reload's new worker was not ready in time
-	evStopTimeout  struct{ c *child } // a stopped worker did not exit in time
-	evReload       struct{}
-	evSync         struct { // tests: every earlier event is handled; f, if set, looks at the loop
+	evReload struct{}
+	evSync   struct { // tests: every earlier event is handled; f, if set, looks at the loop
 		done chan struct{}
 		f    func(*loop)
 	}
@@ -112,10 +121,16 @@ func newLoop(cfg Config, s sys, sockets []*os.File, table *connTable) *loop {
 
 // run starts a worker for every slot and supervises them until ctx is done;
 // then it stops them (SIGTERM; SIGKILL past StopTimeout, or at once when
-// force is closed) and returns once every worker has exited.
-func (l *loop) run(ctx context.Context, reload, force <-chan struct{}) error {
+// force is closed) and returns once every worker has exited. With ctx
+// already done it starts nothing and returns nil.
+func (l *loop) run(ctx context.Context, force <-chan struct{}) error {
 	defer close(l.done)
+	if ctx.Err() != nil {
+		l.log.Info("master stopped before it started a worker", "err", context.Cause(ctx))
+		return nil
+	}
 	l.log.Info("master started", "addr", l.addr, "workers", len(l.slots))
+	l.warnLimits()
 	l.sd.start(l)
 	defer l.sd.end()
 	for _, s := range l.slots {
@@ -131,8 +146,6 @@ func (l *loop) run(ctx context.Context, reload, force <-chan struct{}) error {
 		case <-force:
 			force = nil
 			l.kill()
-		case <-reload:
-			l.requestReload("reload requested")
 		case <-l.reloads:
 			l.requestReload("reload requested")
 		case <-l.hup:
@@ -152,14 +165,9 @@ func (l *loop) handle(ev event) {
 	case evReady:
 		l.onReady(ev.c)
 	case evExited:
-		l.onExit(ev.c, ev.err)
-	case evRestart:
-		ev.s.restart = nil
-		l.fill(ev.s, true)
-	case evReadyTimeout:
-		l.onReadyTimeout(ev.c)
-	case evStopTimeout:
-		l.onStopTimeout(ev.c)
+		l.onExit(ev.c, ev.err, ev.words)
+	case evRestart, evReadyTimeout, evStopTimeout:
+		l.onTimer(ev)
 	case evReload:
 		l.requestReload("reload requested")
 	case evReloadWait:
@@ -177,18 +185,21 @@ func (l *loop) handle(ev event) {
 // onReady: a worker reported ready. A reload's new worker takes its slot;
 // any worker that is its slot's current one counts in the connection
 // table's fair share and releases the slot if another worker adopted it.
+// A worker already told to stop stays out of service.
 func (l *loop) onReady(c *child) {
-	if c.gone {
+	if c.gone || c.stopped {
 		return
 	}
+	l.stopTimer(&c.readyBy)
 	c.ready = true
 	c.slot.served = true
+	c.slot.failed = 0
 	l.log.Info("worker ready", "worker", c.slot.id, "worker_pid", c.pid, "took", l.sys.now().Sub(c.started).Round(time.Millisecond))
 	l.emit(Event{Kind: EventReady, Slot: c.slot.id, Pid: c.pid})
 	if r := l.reload; r != nil && r.fresh == c {
 		l.promote(c)
 	}
-	if c == c.slot.cur && !c.stopped {
+	if c == c.slot.cur {
 		l.setLive(c, true)
 	}
 	l.rebalance()
@@ -199,32 +210,35 @@ func (l *loop) onReady(c *child) {
 	}
 }
 
+// onReadyTimeout: a worker was not ready within ReadyTimeout. It is
+// stopped; a reload's new worker aborts the reload, a slot's current worker
+// counts as a failed start once it has exited (onExit).
+func (l *loop) onReadyTimeout(c *child) {
+	if c.gone || c.ready || c.stopped {
+		return
+	}
+	l.log.Warn("worker not ready within the ready timeout; stopping it", "worker", c.slot.id, "worker_pid", c.pid, "timeout", l.cfg.ReadyTimeout)
+	c.notReady = true
+	l.terminate(c)
+	if r := l.reload; r != nil && r.fresh == c {
+		l.abortReload(c, "new worker not ready within the ready timeout")
+	}
+}
+
 // onExit: a worker exited. Its slot's current worker is restarted after its
 // backoff (unless the master is stopping); a reload waits for it or is
 // aborted by it.
-func (l *loop) onExit(c *child, err error) {
+func (l *loop) onExit(c *child, err error, words string) {
 	c.gone = true
-	l.stopTimer(&c.timer)
+	l.stopTimer(&c.readyBy)
+	l.stopTimer(&c.exitBy)
 	delete(l.children, c)
 	l.releaseEntry(c.entry)
 	l.stats.Exits++
 	s := c.slot
-	status := "exit status 0"
-	if err != nil {
-		status = err.Error()
-	}
-	reason := "crashed"
-	switch {
-	case c.replaced:
-		reason = "replaced"
-	case l.stopping:
-		reason = "stopped"
-	case c != s.cur:
-		reason = "reload aborted"
-	}
-	l.log.Info("worker exited", "worker", s.id, "worker_pid", c.pid, "status", status,
-		"uptime", l.sys.now().Sub(c.started).Round(time.Millisecond), "replaced", c.replaced, "reason", reason)
-	l.emit(Event{Kind: EventExited, Slot: s.id, Pid: c.pid, Err: err})
+	reason := l.exitReason(c, err, words)
+	l.logExit(c, err, words, reason)
+	l.emit(Event{Kind: EventExited, Slot: s.id, Pid: c.pid, Err: err, Reason: reason, LastWords: words})
 	if r := l.reload; r != nil {
 		switch c {
 		case r.fresh:
@@ -237,7 +251,14 @@ func (l *loop) onExit(c *child, err error) {
 	}
 	if s.cur == c {
 		s.cur = nil
-		if !l.stopping {
+		switch {
+		case l.stopping:
+		case reason == ExitSignaled:
+			// Stopped from outside the cluster (an operator): restarted at
+			// once, not counted as a crash.
+			l.fill(s, true)
+		case !c.ready && l.failedStart(s, startFailure(reason, err, words)):
+		default:
 			l.crash(s)
 		}
 	}
@@ -245,7 +266,10 @@ func (l *loop) onExit(c *child, err error) {
 }
 
 // stop begins the master's stop: no more restarts or reloads; every worker
-// gets SIGTERM and StopTimeout to drain and exit.
+// gets SIGTERM and StopTimeout to drain and exit. The master's own copies
+// of the sockets it bound are closed now, so that a new connection is
+// refused at once instead of waiting in a queue nobody will accept from;
+// the workers close theirs as they drain.
 func (l *loop) stop() {
 	if l.stopping {
 		return
@@ -257,6 +281,9 @@ func (l *loop) stop() {
 	}
 	for _, s := range l.slots {
 		l.stopTimer(&s.restart)
+	}
+	if l.ownSockets {
+		closeFiles(l.sockets)
 	}
 	l.log.Info("master stopping", "workers", len(l.children))
 	l.emit(Event{Kind: EventStopping})
@@ -272,9 +299,11 @@ func (l *loop) kill() {
 		return
 	}
 	l.log.Warn("forced stop: killing every worker", "workers", len(l.children))
-	l.err = ErrForced
+	if l.err == nil {
+		l.err = ErrForced
+	}
 	for _, c := range l.sorted() {
-		_ = c.proc.Signal(os.Kill)
+		l.sigkill(c)
 	}
 }
 
@@ -286,31 +315,25 @@ func (l *loop) terminate(c *child) {
 	c.stopped = true
 	l.setLive(c, false)
 	_ = c.proc.Signal(syscall.SIGTERM)
-	l.stopTimer(&c.timer)
-	c.timer = l.after(l.cfg.StopTimeout, evStopTimeout{c})
+	l.stopTimer(&c.readyBy)
+	l.stopTimer(&c.exitBy)
+	c.exitBy = l.after(l.cfg.StopTimeout, func(t *timer) event { return evStopTimeout{c, t} })
+}
+
+// sigkill sends c SIGKILL.
+func (l *loop) sigkill(c *child) {
+	c.killed = true
+	_ = c.proc.Signal(os.Kill)
 }
 
 func (l *loop) onStopTimeout(c *child) {
-	c.timer = nil
 	if c.gone {
 		return
 	}
 	l.log.Warn("worker did not stop in time; killing it", "worker", c.slot.id, "worker_pid", c.pid, "timeout", l.cfg.StopTimeout)
-	_ = c.proc.Signal(os.Kill)
+	l.sigkill(c)
 	if l.stopping && l.err == nil {
 		l.err = ErrStopTimeout
-	}
-}
-
-// after sends ev to the loop after d, unless the returned func stops it.
-func (l *loop) after(d time.Duration, ev event) func() bool {
-	return l.sys.afterFunc(d, func() { l.send(ev) })
-}
-
-func (l *loop) stopTimer(t *func() bool) {
-	if *t != nil {
-		(*t)()
-		*t = nil
 	}
 }
 

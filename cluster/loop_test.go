@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"os"
 	"slices"
@@ -60,8 +61,8 @@ func TestStopIsCleanWithinTheDrainTime(t *testing.T) {
 			t.Errorf("worker %d was killed within its drain time", p.pid)
 		}
 	}
-	if n := h.logCount("replaced=true"); n != 0 {
-		t.Errorf("a normal stop logged %d exits as replaced=true", n)
+	if n := h.logCount("reason=replaced"); n != 0 {
+		t.Errorf("a normal stop logged %d exits as replaced", n)
 	}
 	if n := h.logCount("reason=stopped"); n != 2 {
 		t.Errorf("logged %d exits with reason=stopped, want 2", n)
@@ -149,4 +150,76 @@ func TestStartFailureIsRetried(t *testing.T) {
 	if !strings.Contains(h.logs.String(), `msg="start worker"`) {
 		t.Error("the failed start was not logged")
 	}
+}
+
+// A context already done when the master starts: no worker is started and
+// run returns nil at once, as for a stop asked a moment later.
+func TestDoneContextStartsNothing(t *testing.T) {
+	started := 0
+	s := sys{
+		start: func(spawnSpec, func(), func(error, string)) (process, error) {
+			started++
+			return nil, errors.New("exec: no such file")
+		},
+		now:       time.Now,
+		afterFunc: func(time.Duration, func()) func() bool { return func() bool { return true } },
+		wait:      func() {},
+	}
+	cfg := Config{Workers: 2, Exe: "worker", Args: []string{}, Env: []string{}}
+	if err := cfg.setDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	l := newLoop(cfg, s, []*os.File{os.Stdin, os.Stdin}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	done := make(chan error, 1)
+	go func() { done <- l.run(ctx, nil) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run with a done context = %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("run with a done context did not return")
+	}
+	if started != 0 {
+		t.Errorf("run with a done context started %d workers, want 0", started)
+	}
+}
+
+// When the stop begins, the master closes its copies of the sockets it
+// bound, at once: a new connection is refused instead of waiting until the
+// drain ends.
+func TestStopClosesTheSocketsItBound(t *testing.T) {
+	h := newHarnessWith(t, Config{Workers: 2, StopTimeout: time.Hour}, func(l *loop) { l.ownSockets = true })
+	h.startAll()
+	if closed := closedFiles(h.l.sockets); closed != 0 {
+		t.Fatalf("%d sockets closed before the stop", closed)
+	}
+	h.stop()
+	if closed := closedFiles(h.l.sockets); closed != 2 {
+		t.Errorf("%d of 2 sockets closed once the stop began, want 2", closed)
+	}
+}
+
+// Sockets given to the master (Config.Files, systemd's socket activation)
+// stay open during the stop: their queue is their owner's, and waits for
+// the next master.
+func TestStopKeepsGivenSockets(t *testing.T) {
+	h := newHarness(t, Config{Workers: 2, StopTimeout: time.Hour})
+	h.startAll()
+	h.stop()
+	if closed := closedFiles(h.l.sockets); closed != 0 {
+		t.Errorf("%d given sockets closed at the stop, want 0", closed)
+	}
+}
+
+func closedFiles(fs []*os.File) int {
+	n := 0
+	for _, f := range fs {
+		if _, err := f.Stat(); errors.Is(err, os.ErrClosed) {
+			n++
+		}
+	}
+	return n
 }

@@ -119,7 +119,7 @@ func (sd *sdState) start(l *loop) {
 
 func (sd *sdState) schedule(l *loop) {
 	if d := sd.n.WatchdogInterval(); d > 0 {
-		sd.stop = l.after(d, evWatchdog{})
+		sd.stop = l.after(d, func(*timer) event { return evWatchdog{} }).stop
 	}
 }
 

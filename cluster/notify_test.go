@@ -97,7 +97,7 @@ func TestNotifyReloadFinished(t *testing.T) {
 	h, n := notifyHarness(t, Config{Workers: 2}, 0)
 	ps := h.startAll()
 	n.take()
-	h.reload <- struct{}{}
+	h.m.Reload()
 	h.waitEvent(EventReloadStarted)
 	wantSent(t, n, "reload start", "RELOADING=1\nSTATUS=reloading 1 of 2")
 	h.replaceOne(ps[0])
@@ -113,7 +113,7 @@ func TestNotifyReloadAborted(t *testing.T) {
 	h, n := notifyHarness(t, Config{Workers: 2}, 0)
 	h.startAll()
 	n.take()
-	h.reload <- struct{}{}
+	h.m.Reload()
 	h.exit(h.spawned(), errors.New("exit status 1"))
 	h.waitEvent(EventReloadFailed)
 	wantSent(t, n, "aborted reload", "RELOADING=1\nSTATUS=reloading 1 of 2",

@@ -16,8 +16,9 @@ type sys struct {
 	// running, start calls onReady when the worker reports ready (at most
 	// once), then onExit when it has exited (exactly once), each from a
 	// goroutine of its own, never both at the same time and never ready
-	// after exit.
-	start func(spec spawnSpec, onReady func(), onExit func(error)) (process, error)
+	// after exit. onExit gets the exit status and the worker's last words
+	// (report.go).
+	start func(spec spawnSpec, onReady func(), onExit func(err error, lastWords string)) (process, error)
 	// listenPrivate makes a private listening socket for one worker and
 	// returns it with the address the master dials it at; nil sys has none.
 	listenPrivate func(slot int) (*os.File, string, error)
@@ -42,8 +43,9 @@ type spawnSpec struct {
 type process interface {
 	Pid() int
 	Signal(os.Signal) error
-	// Tell queues one line for the worker's lifeline. It never blocks: a
-	// worker that does not read its lifeline loses lines, not the master.
+	// Tell sends one line on the worker's lifeline: its whole adoption
+	// state (lifeline.go). It never blocks; a line not yet written when
+	// the next is told is replaced by it, and the latest is always sent.
 	Tell(line string)
 }
 

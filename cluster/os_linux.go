@@ -4,7 +4,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"time"
+	"sync"
 )
 
 // osSys is the real operating system: workers are cfg.Exe started again
@@ -13,7 +13,7 @@ import (
 func osSys(cfg *Config) sys {
 	g := &goroutines{}
 	s := sys{
-		start: func(spec spawnSpec, onReady func(), onExit func(error)) (process, error) {
+		start: func(spec spawnSpec, onReady func(), onExit func(error, string)) (process, error) {
 			return startProcess(cfg, g, spec, onReady, onExit)
 		},
 		wait: g.wg.Wait,
@@ -26,25 +26,33 @@ func osSys(cfg *Config) sys {
 }
 
 type osProcess struct {
-	cmd   *exec.Cmd
-	lines chan string   // for the lifeline writer
-	done  chan struct{} // closed when the process has exited
+	cmd  *exec.Cmd
+	mu   sync.Mutex    // guards line
+	line string        // the latest line told, not yet written; "" if none
+	wake chan struct{} // a line is waiting (capacity 1)
+	done chan struct{} // closed when the process has exited
 }
 
 func (p *osProcess) Pid() int                   { return p.cmd.Process.Pid }
 func (p *osProcess) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
 
+// Tell never blocks: each line is the worker's whole state (lifeline.go),
+// so a line not yet written is replaced by the next one, and the latest is
+// always written.
 func (p *osProcess) Tell(line string) {
+	p.mu.Lock()
+	p.line = line
+	p.mu.Unlock()
 	select {
-	case p.lines <- line:
-	default: // the worker reads its lifeline all the time; one that does not loses lines
+	case p.wake <- struct{}{}:
+	default: // the writer is woken already
 	}
 }
 
-// startProcess starts one worker with the slot's files, a ready pipe (fd 4:
-// the worker writes one byte when it serves) and a lifeline pipe (fd 5: the
+// startProcess starts one worker with the slot's files, a report pipe (fd
+// 4: the worker says when it serves, and its last words; report.go) and a lifeline pipe (fd 5: the
 // master's commands; EOF when the master is gone, however it died).
-func startProcess(cfg *Config, g *goroutines, spec spawnSpec, onReady func(), onExit func(error)) (process, error) {
+func startProcess(cfg *Config, g *goroutines, spec spawnSpec, onReady func(), onExit func(error, string)) (process, error) {
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -67,32 +75,37 @@ func startProcess(cfg *Config, g *goroutines, spec spawnSpec, onReady func(), on
 		lifeW.Close()
 		return nil, err
 	}
-	p := &osProcess{cmd: cmd, lines: make(chan string, 64), done: make(chan struct{})}
+	p := newOSProcess(cmd)
 	g.wg.Go(func() { p.writeLifeline(lifeW) })
 	g.wg.Go(func() {
-		var b [1]byte
-		n, _ := readyR.Read(b[:]) // one byte when ready; EOF if the worker exits first
+		words := readReport(readyR, onReady) // until EOF: the worker has exited
 		readyR.Close()
-		if n == 1 {
-			onReady()
-		}
 		err := cmd.Wait()
 		close(p.done)
-		onExit(err)
+		onExit(err, words)
 	})
 	return p, nil
 }
 
-// writeLifeline writes the master's lines to the worker until it exits,
-// then closes the master's end of the lifeline.
+func newOSProcess(cmd *exec.Cmd) *osProcess {
+	return &osProcess{cmd: cmd, wake: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// writeLifeline writes the latest line told to the worker until it exits,
+// then closes the master's end of the lifeline. A write blocks only this
+// goroutine, until the worker reads or exits (the write then fails).
 func (p *osProcess) writeLifeline(w *os.File) {
 	defer w.Close()
 	for {
 		select {
-		case line := <-p.lines:
-			// The deadline only guards against a worker that stopped reading.
-			_ = w.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = io.WriteString(w, line+"\n") // a worker stuck past the deadline loses the line
+		case <-p.wake:
+			p.mu.Lock()
+			line := p.line
+			p.line = ""
+			p.mu.Unlock()
+			if line != "" {
+				_, _ = io.WriteString(w, line+"\n")
+			}
 		case <-p.done:
 			return
 		}

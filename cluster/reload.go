@@ -54,15 +54,13 @@ func (l *loop) reloadStep() {
 		l.followUp()
 		return
 	}
-	r.fresh = c
-	c.timer = l.after(l.cfg.ReadyTimeout, evReadyTimeout{c})
+	r.fresh = c // its ready timeout (spawn) aborts the reload
 }
 
 // promote makes a reload's new worker, now ready, its slot's current one,
 // and stops the old one.
 func (l *loop) promote(c *child) {
 	r := l.reload
-	l.stopTimer(&c.timer)
 	r.fresh = nil
 	s := c.slot
 	prev := s.cur
@@ -78,14 +76,6 @@ func (l *loop) promote(c *child) {
 	prev.replaced = true
 	r.old = prev
 	l.terminate(prev) // the next slot begins once it has exited (onExit)
-}
-
-func (l *loop) onReadyTimeout(c *child) {
-	c.timer = nil
-	if r := l.reload; r != nil && r.fresh == c {
-		l.terminate(c)
-		l.abortReload(c, "new worker not ready within the ready timeout")
-	}
 }
 
 // abortReload ends a reload whose new worker failed: the old workers keep

@@ -35,7 +35,7 @@ func (h *harness) replaceOne(old *fakeProc) *fakeProc {
 func TestRollingReloadSlotBySlot(t *testing.T) {
 	h := newHarness(t, Config{Workers: 3})
 	ps := h.startAll()
-	h.reload <- struct{}{}
+	h.m.Reload()
 	h.waitEvent(EventReloadStarted)
 	var now []*fakeProc
 	for _, p := range ps {
@@ -50,8 +50,8 @@ func TestRollingReloadSlotBySlot(t *testing.T) {
 			t.Errorf("worker %d after the reload = %+v, want pid %d current and ready", i, w, now[i].pid)
 		}
 	}
-	if n := h.logCount("replaced=true"); n != 3 {
-		t.Errorf("%d exits logged replaced=true, want 3", n)
+	if n := h.logCount("reason=replaced"); n != 3 {
+		t.Errorf("%d exits logged reason=replaced, want 3", n)
 	}
 	h.noSpawn("after the reload")
 }
@@ -115,10 +115,10 @@ func TestReloadAbortedWhenTheNewWorkerIsNeverReady(t *testing.T) {
 func TestReloadRequestsDuringAReloadCoalesce(t *testing.T) {
 	h := newHarness(t, Config{Workers: 2})
 	ps := h.startAll()
-	h.reload <- struct{}{}
+	h.m.Reload()
 	n1 := h.spawned()
 	for range 3 {
-		h.reload <- struct{}{}
+		h.m.Reload()
 		h.l.send(evReload{})
 	}
 	h.ready(n1)

@@ -56,7 +56,7 @@ type Config struct {
 	// port does not.
 	Private bool
 
-	ReadyTimeout time.Duration // a reload's new worker must be ready within it; default 15s
+	ReadyTimeout time.Duration // every new worker must be ready within it, else it is stopped; default 15s
 	DrainTimeout time.Duration // worker: Serve's drain budget; default 10s
 	StopTimeout  time.Duration // a stopped worker must exit within it, else SIGKILL; default DrainTimeout + 5s
 	CrashWindow  time.Duration // crashes counted for the restart backoff; default 1m
@@ -65,9 +65,13 @@ type Config struct {
 	// in Serve (drain.Options.MaxConnRequests).
 	MaxConnRequests int
 
-	// Reload: every receive starts a rolling reload (SIGHUP does too). A
-	// request during a reload makes one more reload after it.
-	Reload <-chan struct{}
+	// MaxFailedStarts is how many starts in a row of a slot may fail (the
+	// worker cannot start, exits before it is ready, or is not ready within
+	// ReadyTimeout) while none of that slot's workers was ever ready; then
+	// the master stops and Run returns an error wrapping ErrNeverReady.
+	// Default 5; negative: never give up. A slot served once restarts
+	// forever, after its backoff.
+	MaxFailedStarts int
 	// Force, once closed, ends the stop at once: the master SIGKILLs every
 	// worker, a worker cuts its drain short. Close it on a second stop
 	// signal (see Signals).
@@ -113,6 +117,9 @@ func (c *Config) setDefaults() error {
 	def(&c.StopTimeout, c.DrainTimeout+5*time.Second)
 	def(&c.CrashWindow, time.Minute)
 	def(&c.MaxBackoff, 10*time.Second)
+	if c.MaxFailedStarts == 0 {
+		c.MaxFailedStarts = 5
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -164,7 +171,11 @@ func (c Config) WorkerID() int {
 // address itself and runs fn once, in this process, as worker 1, and logs so.
 //
 // In the master, Run returns ErrForced or ErrStopTimeout when it had to
-// kill workers, and nil after a clean stop.
+// kill workers, an error wrapping ErrNeverReady when a slot's workers kept
+// failing to start (Config.MaxFailedStarts), and nil after a clean stop. A
+// ctx already done when Run is called stops the master before it starts any
+// worker: Run then returns nil, as for a stop asked a moment later (the
+// caller has ctx to tell the two apart).
 func Run(ctx context.Context, cfg Config, fn func(ctx context.Context, w *Worker) error) error {
 	if err := cfg.setDefaults(); err != nil {
 		return err
@@ -213,12 +224,13 @@ func Run(ctx context.Context, cfg Config, fn func(ctx context.Context, w *Worker
 		}
 	}
 	defer m.l.sys.wait()
-	return m.l.run(ctx, cfg.Reload, cfg.Force)
+	return m.l.run(ctx, cfg.Force)
 }
 
 // runWorker runs fn as a worker until it returns; a lifeline EOF (the
 // master is gone) ends fn's ctx.
-func runWorker(ctx context.Context, cfg *Config, w *Worker, fn func(context.Context, *Worker) error) error {
+func runWorker(parent context.Context, cfg *Config, w *Worker, fn func(context.Context, *Worker) error) error {
+	ctx := parent
 	// The master decides when a worker stops: a terminal's Ctrl-C reaches
 	// the whole process group, and the master turns it into one SIGTERM.
 	signal.Ignore(os.Interrupt, syscall.SIGHUP)
@@ -232,9 +244,10 @@ func runWorker(ctx context.Context, cfg *Config, w *Worker, fn func(context.Cont
 			cancel()
 		}
 	}()
-	err := fn(ctx, w)
+	err := callWorker(ctx, w, fn)
 	cancel()
 	<-watched
+	w.farewell(lastWords(parent, err))
 	return err
 }
 
@@ -298,6 +311,7 @@ func listen(cfg Config, s sys) (*Master, error) {
 	m := &Master{addr: addr, sockets: files}
 	m.l = newLoop(cfg, s, files, table)
 	m.l.addr = addr.String()
+	m.l.ownSockets = len(cfg.Files) == 0
 	return m, nil
 }
 

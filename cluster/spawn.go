@@ -33,7 +33,9 @@ func (l *loop) fill(s *slot, restart bool) {
 	c, err := l.spawn(s)
 	if err != nil {
 		l.log.Error("start worker", "worker", s.id, "err", err)
-		l.crash(s)
+		if !l.failedStart(s, err.Error()) {
+			l.crash(s)
+		}
 		return
 	}
 	s.cur = c
@@ -77,13 +79,14 @@ func (l *loop) spawn(s *slot) (*child, error) {
 		}
 	}
 	c := &child{slot: s, entry: entry, private: private}
-	p, err := l.sys.start(spec, func() { l.send(evReady{c}) }, func(err error) { l.send(evExited{c, err}) })
+	p, err := l.sys.start(spec, func() { l.send(evReady{c}) }, func(err error, words string) { l.send(evExited{c, err, words}) })
 	if err != nil {
 		l.releaseEntry(entry)
 		return nil, fmt.Errorf("start worker %d: %w", s.id, err)
 	}
 	c.proc, c.pid, c.started = p, p.Pid(), l.sys.now()
 	l.children[c] = struct{}{}
+	c.readyBy = l.after(l.cfg.ReadyTimeout, func(t *timer) event { return evReadyTimeout{c, t} })
 	l.stats.Starts++
 	l.log.Info("worker started", "worker", s.id, "worker_pid", c.pid)
 	l.emit(Event{Kind: EventSpawned, Slot: s.id, Pid: c.pid})

@@ -8,7 +8,8 @@ import (
 )
 
 // A worker gets its slot's socket first (fd 3), then every slot's socket
-// (fds 6..), and its slot and the slot count in its environment.
+// (fds 6..), then the connection table, and its slot, the slot count and
+// its table entry in its environment.
 func TestSpawnLayout(t *testing.T) {
 	h := newHarness(t, Config{Workers: 3, EnvPrefix: "T_"})
 	ps := h.startAll()
@@ -16,24 +17,25 @@ func TestSpawnLayout(t *testing.T) {
 	if p.slot != 2 {
 		t.Fatalf("slot %d, want 2", p.slot)
 	}
-	wantEnv := []string{"T_WORKER_ID=2", "T_SLOTS=3"}
+	wantEnv := []string{"T_WORKER_ID=2", "T_SLOTS=3", "T_CONNTABLE_FD=9", "T_CONNTABLE_ENTRY=1/12"}
 	for _, kv := range wantEnv {
 		if !slices.Contains(p.spec.Env, kv) {
 			t.Errorf("env %v lacks %s", p.spec.Env, kv)
 		}
 	}
-	if len(p.spec.Files) != 4 {
-		t.Fatalf("%d files, want the slot's socket and 3 slots' sockets", len(p.spec.Files))
+	if len(p.spec.Files) != 5 {
+		t.Fatalf("%d files, want the slot's socket, 3 slots' sockets and the table", len(p.spec.Files))
 	}
-	if p.spec.Files[0] != h.l.slots[1].sock || !slices.Equal(p.spec.Files[1:], h.l.sockets) {
-		t.Error("files are not: the slot's socket, then every slot's socket in order")
+	if p.spec.Files[0] != h.l.slots[1].sock || !slices.Equal(p.spec.Files[1:4], h.l.sockets) || p.spec.Files[4] != h.l.table.file {
+		t.Error("files are not: the slot's socket, then every slot's socket in order, then the table")
 	}
 	if fdOf(0) != 3 || fdOf(1) != 6 || fdOf(3) != 8 {
 		t.Errorf("fdOf: %d %d %d, want 3 6 8", fdOf(0), fdOf(1), fdOf(3))
 	}
 }
 
-// The private socket's fd is named in the environment, after the slots'.
+// The private socket's fd is named in the environment, after the slots'
+// and the table's.
 func TestSpawnPrivateSocket(t *testing.T) {
 	h := newHarness(t, Config{Workers: 2, Private: true, EnvPrefix: "T_"})
 	r, w, err := os.Pipe() // stands for a socket: only its place matters
@@ -47,8 +49,8 @@ func TestSpawnPrivateSocket(t *testing.T) {
 	ps := h.startAll()
 	h.exit(ps[0], errors.New("signal: killed"))
 	p := h.spawned()
-	if !slices.Contains(p.spec.Env, "T_PRIVATE_FD=8") || p.spec.Files[3] != r {
-		t.Errorf("env %v, files %v: want T_PRIVATE_FD=8 and the socket at fd 8", p.spec.Env, p.spec.Files)
+	if !slices.Contains(p.spec.Env, "T_PRIVATE_FD=9") || p.spec.Files[4] != r {
+		t.Errorf("env %v, files %v: want T_PRIVATE_FD=9 and the socket at fd 9 (after the table's)", p.spec.Env, p.spec.Files)
 	}
 	var got string
 	h.inspect(func(l *loop) { got = l.slots[0].cur.private })

@@ -7,8 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/lbserver/lbserver/drain"
@@ -23,7 +21,8 @@ type Worker struct {
 	lns      []net.Listener
 	private  net.Listener     // served for the master only; nil if none
 	balancer *member          // this worker's connection table entry; nil if none
-	ready    *os.File         // the ready pipe; nil once used, or in-process
+	ready    *os.File         // the report pipe (report.go); nil once closed, or in-process
+	said     bool             // ready was reported
 	lifeline *os.File         // the master's commands; EOF when it is gone; nil in-process
 	slots    map[int]*os.File // every slot's socket, by slot, for adoption
 	readyMu  sync.Mutex       // guards ready
@@ -49,13 +48,27 @@ func (w *Worker) Listeners() []net.Listener { return w.lns }
 func (w *Worker) Ready() error {
 	w.readyMu.Lock()
 	defer w.readyMu.Unlock()
-	if w.ready == nil {
+	if w.ready == nil || w.said {
 		return nil
 	}
-	_, err := w.ready.Write([]byte{1})
+	w.said = true
+	_, err := w.ready.Write([]byte{recReady})
+	return err
+}
+
+// farewell tells the master the worker's last words ("" says nothing)
+// and closes the report pipe; Ready does nothing afterwards.
+func (w *Worker) farewell(words string) {
+	w.readyMu.Lock()
+	defer w.readyMu.Unlock()
+	if w.ready == nil {
+		return
+	}
+	if words != "" {
+		_, _ = w.ready.Write(lastWordsRecord(words))
+	}
 	_ = w.ready.Close()
 	w.ready = nil
-	return err
 }
 
 // Serve serves srv on the slot's listeners until ctx is done, reports ready
@@ -95,8 +108,8 @@ func (w *Worker) Serve(ctx context.Context, srv *http.Server) error {
 }
 
 // watchMaster reads the master's lifeline until EOF (the master is gone:
-// it returns true) or until ctx is done. Meanwhile it obeys "adopt K" (also
-// serve slot K's socket: its worker is down) and "release K" (stop that).
+// it returns true) or until ctx is done. Meanwhile it obeys the set of
+// other slots to accept for (their workers are down).
 func (w *Worker) watchMaster(ctx context.Context) bool {
 	if w.lifeline == nil {
 		<-ctx.Done()
@@ -114,12 +127,14 @@ func (w *Worker) watchMaster(ctx context.Context) bool {
 	case <-ctx.Done():
 		_ = w.lifeline.Close()
 		<-gone
+		w.dropSlots() // draining: no more adoption, and a stopping master's sockets close
 		return false
 	}
 }
 
 // dropSlots closes this worker's copies of every slot's socket once the
-// master is gone: no slot can be adopted any more, and a master started
+// worker drains or the master is gone: no slot can be adopted any more, a
+// stopping master's sockets close (new connections are refused), and a master started
 // again on the same port (by systemd, PM2, forever) must not find it held
 // by the workers of the dead one while they drain. Adopted slots are
 // served on duplicates, which the drain closes.
@@ -132,29 +147,31 @@ func (w *Worker) dropSlots() {
 	}
 }
 
-// obey reads the master's commands until EOF or an error.
+// obey reads the master's commands until EOF or an error: each line is the
+// whole set of other slots to accept for (lifeline.go).
 func (w *Worker) obey() {
 	sc := bufio.NewScanner(w.lifeline)
 	for sc.Scan() {
-		verb, arg, _ := strings.Cut(sc.Text(), " ")
-		k, err := strconv.Atoi(arg)
-		if err != nil || w.slots[k] == nil || k == w.id {
+		slots, ok := parseLifeline(sc.Text())
+		if !ok {
 			continue
 		}
 		w.mu.Lock()
-		switch verb {
-		case "adopt":
-			if w.want == nil {
-				w.want = map[int]bool{}
+		want := map[int]bool{}
+		for _, k := range slots {
+			if w.slots[k] != nil && k != w.id {
+				want[k] = true
 			}
-			w.want[k] = true
-			w.adoptLocked(k)
-		case "release":
-			delete(w.want, k)
-			if stop := w.adopted[k]; stop != nil {
+		}
+		for k, stop := range w.adopted {
+			if !want[k] {
 				stop()
 				delete(w.adopted, k)
 			}
+		}
+		w.want = want
+		for k := range want {
+			w.adoptLocked(k)
 		}
 		w.mu.Unlock()
 	}

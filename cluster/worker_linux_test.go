@@ -44,8 +44,9 @@ func (w *Worker) adoptedSlots() []int {
 	return out
 }
 
-// The lifeline carries "adopt K" / "release K": the worker serves slot K's
-// socket in between, ignores its own slot, unknown slots and junk; EOF on the
+// The lifeline carries "adopted K...", the whole set of other slots to
+// serve: the worker serves exactly those sockets, ignores its own slot,
+// unknown slots and junk; EOF on the
 // lifeline (the master is gone, however it died) ends the worker's ctx, and
 // the worker drains and returns.
 func TestWorkerAdoptsReleasesAndDrainsWhenTheMasterIsGone(t *testing.T) {
@@ -85,16 +86,16 @@ func TestWorkerAdoptsReleasesAndDrainsWhenTheMasterIsGone(t *testing.T) {
 			time.Sleep(time.Millisecond) // polling a state another goroutine changes
 		}
 	}
-	step("adopt 2\n", 2)
+	step("adopted 2\n", 2)
 	resp, err := http.Get("http://" + addrs[2] + "/")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("GET on the adopted slot: %v", err)
 	}
 	resp.Body.Close()
-	step("adopt 2\nadopt 1\nadopt 9\nbogus\nadopt x\n", 2) // again, own slot, unknown, junk
-	step("adopt 3\n", 2, 3)
-	step("release 2\n", 3)
-	step("release 2\nrelease 3\n")
+	step("adopted 2\nadopted 1 2 9\nbogus\nadopted x\n", 2) // own slot and unknown ignored, junk skipped
+	step("adopted 2 3\n", 2, 3)
+	step("adopted 3\n", 3)
+	step("adopted\n")
 	lw.Close()
 	select {
 	case err := <-served:
@@ -159,4 +160,28 @@ func TestMasterGoneReleasesSlotSockets(t *testing.T) {
 		t.Fatalf("bind %s after the master was gone: %v, want the port free", addr, err)
 	}
 	ln.Close()
+}
+
+// A worker that drains (its ctx is done) lets go of every slot's socket at
+// once: once the master has closed its copies too, new connections to the
+// port are refused instead of waiting for the drain to end.
+func TestDrainReleasesSlotSockets(t *testing.T) {
+	files, addr, err := listenSockets("127.0.0.1:0", 2, false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, lw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lw.Close()
+	w := &Worker{id: 1, lifeline: r, slots: map[int]*os.File{1: files[0], 2: files[1]}}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if w.watchMaster(ctx) {
+		t.Fatal("watchMaster after cancel = true, want false")
+	}
+	if _, err := net.Dial("tcp", addr.String()); err == nil {
+		t.Fatalf("dial %s once the worker drains: connected, want refused", addr)
+	}
 }
