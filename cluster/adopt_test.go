@@ -52,3 +52,19 @@ func TestSharedSocketNeverAdopts(t *testing.T) {
 		t.Errorf("told %v with a shared socket", got)
 	}
 }
+
+// Orphaned slots go to the least loaded ready workers: two slots down in a
+// cluster of four are adopted by two different workers.
+func TestAdoptersAreTheLeastLoaded(t *testing.T) {
+	h := newHarness(t, Config{Workers: 4, MaxBackoff: time.Second})
+	ps := h.startAll()
+	for _, p := range ps[:2] {
+		h.exit(p, errTest)
+		h.exit(h.spawned(), errTest) // its restart dies too: the slot waits
+	}
+	for _, p := range ps[2:] {
+		if got := p.adopts(); len(got) != 1 {
+			t.Errorf("worker %d adopts %v, want one slot each", p.pid, got)
+		}
+	}
+}

@@ -223,3 +223,23 @@ func closedFiles(fs []*os.File) int {
 	}
 	return n
 }
+
+// Force closed without a stop (a caller's own second signal, seen first):
+// it stops the master too, every worker killed and none restarted.
+func TestForceAloneStops(t *testing.T) {
+	h := newHarness(t, Config{Workers: 2, StopTimeout: time.Hour})
+	ps := h.startAll()
+	close(h.force)
+	for _, p := range ps {
+		for !has(p.signals(), sigkill) {
+			h.sync()
+		}
+	}
+	for _, p := range ps {
+		h.exit(p, errors.New("signal: killed"))
+	}
+	h.noSpawn("after a forced stop")
+	if err := h.result(); !errors.Is(err, ErrForced) {
+		t.Errorf("Run = %v, want ErrForced", err)
+	}
+}

@@ -173,6 +173,11 @@ func TestReloadFillsASlotInBackoff(t *testing.T) {
 	h.l.send(evReload{})
 	n := h.spawned()
 	h.ready(n)
+	h.inspect(func(l *loop) {
+		if l.slots[0].restart != nil {
+			t.Error("slot 1 has its reload's worker and still a restart pending")
+		}
+	})
 	h.replaceOne(ps[1])
 	h.waitEvent(EventReloaded)
 	h.advance(time.Second)

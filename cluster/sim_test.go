@@ -391,14 +391,14 @@ func (s *sim) act() {
 	case k < 76:
 		s.step("Master.Reload")
 		s.m.Reload()
-		s.await(func(l *loop) bool { return len(l.reloads) == 0 })
+		s.await("take Master.Reload's request", func(l *loop) bool { return len(l.reloads) == 0 })
 	case k < 79:
 		s.step("SIGHUP")
 		select {
 		case s.hup <- syscall.SIGHUP:
 		default:
 		}
-		s.await(func(l *loop) bool { return len(s.hup) == 0 })
+		s.await("take SIGHUP", func(l *loop) bool { return len(s.hup) == 0 })
 	case k < 82:
 		s.step("control: reload, waiting")
 		w := simWaiter{reply: make(chan error, 1)}
@@ -480,7 +480,7 @@ func (s *sim) stop() {
 	s.step("stop (ctx done)")
 	s.stopped = true
 	s.cancel()
-	s.await(func(l *loop) bool { return l.stopping })
+	s.await("stop when ctx is done", func(l *loop) bool { return l.stopping })
 }
 
 func (s *sim) forceStop() {
@@ -495,7 +495,7 @@ func (s *sim) forceStop() {
 		s.wantErr = ErrForced
 	}
 	close(s.force)
-	s.await(func(l *loop) bool {
+	s.await("kill every worker and stop on Force", func(l *loop) bool {
 		for c := range l.children {
 			if !c.killed {
 				return false
@@ -507,8 +507,12 @@ func (s *sim) forceStop() {
 
 // await syncs until cond holds in the loop (the loop took a request that
 // is not an event) or the loop has returned.
-func (s *sim) await(cond func(*loop) bool) {
-	for !s.ended {
+func (s *sim) await(what string, cond func(*loop) bool) {
+	for i := 0; !s.ended; i++ {
+		if i == 10000 {
+			s.failf("the loop never did it: %s", what)
+			return
+		}
 		ok := false
 		if !s.inspect(func(l *loop) { ok = cond(l) }) {
 			s.end()
@@ -529,13 +533,18 @@ func (s *sim) finish() {
 		if !s.forced {
 			close(s.force) // let the loop end; the schedule has failed anyway
 		}
-		for _, p := range s.procs {
-			if !p.exited {
+		for !s.ended {
+			var left []*simProc
+			if !s.inspect(func(*loop) { left = s.live(func(*simProc) bool { return true }) }) {
+				<-s.done
+				s.ended = true
+				break
+			}
+			for _, p := range left {
 				p.exited = true
 				p.onExit(nil, "")
 			}
 		}
-		<-s.l.done
 		return
 	}
 	if s.rng.IntN(4) == 0 {
