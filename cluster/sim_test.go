@@ -215,6 +215,12 @@ func runSim(seed uint64, verbose bool, t *testing.T) (err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	defer cancel()
+	if s.rng.IntN(50) == 0 {
+		// Stopped before it started: no worker, nil at once.
+		s.step("stop before the start")
+		s.stopped = true
+		cancel()
+	}
 	go func() { s.done <- s.l.run(ctx, s.force) }()
 	s.sync()
 	s.play(30 + s.rng.IntN(60))
@@ -256,15 +262,16 @@ func (s *sim) start(spec spawnSpec, onReady func(), onExit func(error, string)) 
 // as backoff.go documents it.
 func (s *sim) countCrash(i int, failedStart bool) {
 	now := s.clock.time()
-	s.crashes[i] = recordCrash(s.crashes[i], now, s.cfg.CrashWindow)
-	s.notBefore[i] = now.Add(backoff(len(s.crashes[i]), s.cfg.MaxBackoff))
 	s.excused[i] = true
 	if failedStart && !s.served[i] {
 		s.failed[i]++
-		if m := s.cfg.MaxFailedStarts; m > 0 && s.failed[i] >= m && s.wantErr == nil {
-			s.wantErr = ErrNeverReady
+		if m := s.cfg.MaxFailedStarts; m > 0 && s.failed[i] >= m {
+			s.wantErr = ErrNeverReady // the master gives up: it stops
+			return
 		}
 	}
+	s.crashes[i] = recordCrash(s.crashes[i], now, s.cfg.CrashWindow)
+	s.notBefore[i] = now.Add(backoff(len(s.crashes[i]), s.cfg.MaxBackoff))
 }
 
 // inspect runs f in the loop, once it has handled everything sent before.
@@ -627,7 +634,33 @@ func (s *sim) check(l *loop) {
 		s.failf("Stats.Adopted %d, %d slots adopted", sn.stats.Adopted, adopted)
 	}
 	usable := func(c *child) bool { return c != nil && c.ready && !c.stopped && !c.gone }
+	// Every new worker is ready within ReadyTimeout, or told to stop
+	// (unless its timer's event is late).
+	if len(s.late) == 0 {
+		for c := range l.children {
+			if !c.ready && !c.stopped && now.Sub(c.started) > s.cfg.ReadyTimeout {
+				s.failf("worker %d not ready %v after its start, and not stopped", c.pid, now.Sub(c.started))
+			}
+		}
+	}
 	for i, sl := range l.slots {
+		// The backoff counts the crashes the doc says: crashes and workers
+		// not ready in time, within CrashWindow; no stop, no outside signal.
+		n := 0
+		for _, at := range sl.crashes {
+			if now.Sub(at) < s.cfg.CrashWindow {
+				n++
+			}
+		}
+		m := 0
+		for _, at := range s.crashes[i] {
+			if now.Sub(at) < s.cfg.CrashWindow {
+				m++
+			}
+		}
+		if n != m {
+			s.failf("slot %d: %d crashes in the window counted, want %d", sl.id, n, m)
+		}
 		// A slot with a worker waits for no restart.
 		if sl.cur != nil && sl.restart != nil {
 			s.failf("slot %d has worker %d and a restart pending", sl.id, sl.cur.pid)
