@@ -240,8 +240,8 @@ func (s *sim) start(spec spawnSpec, onReady func(), onExit func(error, string)) 
 	if s.ended {
 		s.failf("worker started after the loop ended")
 	}
-	if l.stopping {
-		s.failf("worker started for slot %d during the stop", spec.Slot)
+	if l.stopping || s.stopped {
+		s.failf("worker started for slot %d during the stop (ctx done)", spec.Slot)
 	}
 	if !reloadSpawn && s.clock.time().Before(s.notBefore[i]) {
 		s.failf("slot %d restarted at %v, before its backoff allows (%v)", spec.Slot, s.clock.time(), s.notBefore[i])
