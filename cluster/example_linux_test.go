@@ -21,7 +21,7 @@ import (
 func TestMain(m *testing.M) {
 	if os.Getenv("EXAMPLE_WORKER_ID") != "" {
 		ctx, force, stop := cluster.Signals(context.Background())
-		err := cluster.Run(ctx, exampleConfig(force), hello)
+		err := cluster.Run(ctx, exampleConfig(force), workerModes[os.Getenv("EXAMPLE_MODE")])
 		stop()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
