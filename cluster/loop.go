@@ -47,6 +47,10 @@ type loop struct {
 	stats    Stats
 	waits    reloadWaits // reload requests that wait for their reload's end
 
+	// listeners see every event emitted, in order: systemd's notifications
+	// (notify.go), the reload waiters (control.go), Config.OnEvent.
+	listeners []func(Event)
+
 	snap atomic.Pointer[snapshot] // what Stats and Workers read
 }
 
@@ -114,6 +118,10 @@ func newLoop(cfg Config, s sys, sockets []*os.File, table *connTable) *loop {
 	}
 	if table != nil {
 		l.entries = make([]bool, table.entries)
+	}
+	l.listeners = []func(Event){l.notifySystemd, l.waits.event}
+	if cfg.OnEvent != nil {
+		l.listeners = append(l.listeners, l.onEvent)
 	}
 	l.publish()
 	return l
@@ -345,15 +353,19 @@ func (l *loop) send(ev event) {
 	}
 }
 
-// emit reports e to Config.OnEvent, after publishing the state as it is,
-// so that Stats and Workers called from then on show at least what e says.
+// emit hands e to every listener of the loop's events, in order.
 func (l *loop) emit(e Event) {
-	l.sd.event(l, e)
-	l.waits.event(e)
-	if l.cfg.OnEvent != nil {
-		l.publish()
-		l.cfg.OnEvent(e)
+	for _, f := range l.listeners {
+		f(e)
 	}
+}
+
+// onEvent is Config.OnEvent's listener: it publishes the state as it is
+// first, so that Stats and Workers called from then on show at least what
+// e says.
+func (l *loop) onEvent(e Event) {
+	l.publish()
+	l.cfg.OnEvent(e)
 }
 
 func (l *loop) allReady() bool {

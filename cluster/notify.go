@@ -139,6 +139,10 @@ func (sd *sdState) end() {
 	}
 }
 
+// notifySystemd is the loop's listener that notifies systemd (l.sd, set
+// once before the loop runs; nil without systemd).
+func (l *loop) notifySystemd(e Event) { l.sd.event(l, e) }
+
 // event turns one of the loop's events into notifications.
 func (sd *sdState) event(l *loop, e Event) {
 	if sd == nil {
