@@ -42,7 +42,12 @@
 // The delay grows with the crashes of that slot in the last CrashWindow (0,
 // then 100ms, doubling, capped at MaxBackoff), so a worker that dies at
 // start does not spin the CPU, and a long-lived master never gives up on a
-// slot after rare crashes. Every exit has a reason (Event.Reason): crashed
+// slot after rare crashes. The other slots keep serving meanwhile, and with
+// more than one slot one of their workers adopts the orphaned slot (accepts
+// on its socket too) until the slot's own worker is ready again: without
+// it, the connections the kernel keeps hashing to that slot would wait.
+//
+// Every exit has a reason (Event.Reason): crashed
 // (logged at WARN with the worker's last words: the error its function
 // returned to Run, or its panic), stopped or killed by the master, replaced
 // by a reload, not ready in time, or stopped by signal. Only a crash and a
@@ -57,10 +62,7 @@
 // MaxFailedStarts failed starts in a row (default 5): the master stops
 // every worker and Run returns an error wrapping ErrNeverReady that names
 // the worker and its last words, so a broken deploy fails instead of
-// looping. A slot that was served once restarts forever. The other slots keep serving meanwhile, and with
-// more than one slot one of their workers adopts the orphaned slot (accepts
-// on its socket too) until the slot's own worker is ready again: without
-// it, the connections the kernel keeps hashing to that slot would wait.
+// looping. A slot that was served once restarts forever.
 //
 // # Rolling reload
 //
@@ -123,7 +125,8 @@
 //	master SIGHUP           rolling reload
 //	master dies (any way)   workers read EOF on fd 5 and drain by themselves
 //	worker SIGTERM          drain (Worker.Serve) and exit; a second one cuts
-//	                        the drain short
+//	                        the drain short. Not sent by the master, it is no
+//	                        crash: the master restarts the worker at once
 //	worker SIGINT, SIGHUP   ignored: a terminal's Ctrl-C reaches the whole
 //	                        process group, and the master turns it into one
 //	                        SIGTERM per worker
