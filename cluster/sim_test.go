@@ -124,6 +124,7 @@ type sim struct {
 	ended    bool // run returned
 	wantErr  error
 	waiters  []simWaiter
+	adopters map[*slot]*child // each slot's adopter at the last check
 	trace    []string
 	fail     error
 
@@ -682,6 +683,29 @@ func (s *sim) check(l *loop) {
 				}
 			}
 		}
+	}
+	// An orphaned slot goes to a least loaded worker: when one adoption is
+	// all that changed in a step, its adopter had no more slots than any
+	// other ready worker.
+	var changed []*slot
+	for _, sl := range l.slots {
+		if sl.adopter != s.adopters[sl] {
+			changed = append(changed, sl)
+		}
+	}
+	if len(changed) == 1 && changed[0].adopter != nil && s.adopters[changed[0]] == nil {
+		a := changed[0].adopter
+		for _, o := range l.slots {
+			if c := o.cur; o != changed[0] && c != a && usable(c) && c.adopted < a.adopted-1 {
+				s.failf("slot %d adopted by worker %d with %d other slots, while worker %d had %d", changed[0].id, a.pid, a.adopted-1, c.pid, c.adopted)
+			}
+		}
+	}
+	if s.adopters == nil {
+		s.adopters = map[*slot]*child{}
+	}
+	for _, sl := range l.slots {
+		s.adopters[sl] = sl.adopter
 	}
 	// Each worker's last lifeline line is its whole adoption state.
 	for c := range l.children {
