@@ -95,18 +95,25 @@
 //
 // # Signals
 //
-//	master SIGINT, SIGTERM  stop (ctx done): SIGTERM every worker, wait for them
-//	                        (StopTimeout, default DrainTimeout + 5s, then SIGKILL
+//	master SIGINT, SIGTERM  stop (ctx done, with Signals): SIGTERM every worker, wait
+//	                        for them (StopTimeout, default DrainTimeout + 5s, then SIGKILL
 //	                        and Run returns ErrStopTimeout), close the sockets
 //	master second signal    (Config.Force closed, see Signals) SIGKILL every
 //	                        worker; Run returns ErrForced
 //	master SIGHUP           rolling reload
 //	master dies (any way)   workers read EOF on fd 5 and drain by themselves
-//	worker SIGTERM          drain (Worker.Serve) and exit; a second one cuts
-//	                        the drain short
-//	worker SIGINT, SIGHUP   ignored: a terminal's Ctrl-C reaches the whole
-//	                        process group, and the master turns it into one
-//	                        SIGTERM per worker
+//	worker SIGTERM          drain (fn's ctx is done; Worker.Serve drains) and exit;
+//	                        a second one cuts the drain short. Run takes it
+//	                        itself: a program that never calls Signals drains too
+//	worker SIGINT, SIGHUP   taken and dropped: a terminal's Ctrl-C reaches the
+//	                        whole process group, and the master turns it into
+//	                        one SIGTERM per worker. Dropped, not ignored: the
+//	                        worker's own children start with the default
+//	                        dispositions
+//
+// Run takes SIGHUP before it does anything else. A SIGHUP that comes before
+// the program calls Run ends it (Go's default): call Run early in main, or
+// take SIGHUP there yourself (signal.Notify) before slower work.
 //
 // # systemd
 //

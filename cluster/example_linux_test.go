@@ -19,6 +19,9 @@ import (
 // this same binary again, with the same arguments, and the worker variable
 // set.
 func TestMain(m *testing.M) {
+	if prog := os.Getenv(programEnv); prog != "" {
+		os.Exit(runProgram(prog))
+	}
 	if os.Getenv("EXAMPLE_WORKER_ID") != "" {
 		ctx, force, stop := cluster.Signals(context.Background())
 		err := cluster.Run(ctx, exampleConfig(force), hello)

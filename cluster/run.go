@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"runtime"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -166,6 +167,12 @@ func (c Config) WorkerID() int {
 // In the master, Run returns ErrForced or ErrStopTimeout when it had to
 // kill workers, and nil after a clean stop.
 func Run(ctx context.Context, cfg Config, fn func(ctx context.Context, w *Worker) error) error {
+	// The signals first, before anything that takes time: from here on a
+	// SIGHUP is a reload in the master and nothing in a worker, never the
+	// end of the process (Go's default for a signal nobody takes).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if err := cfg.setDefaults(); err != nil {
 		return err
 	}
@@ -179,10 +186,6 @@ func Run(ctx context.Context, cfg Config, fn func(ctx context.Context, w *Worker
 	case !errors.Is(err, errNotWorker):
 		return err
 	}
-	// SIGHUP is a reload from now on, not the end of the master.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	sd, files, err := takeSystemd(&cfg)
 	if err != nil {
 		return err
@@ -216,25 +219,63 @@ func Run(ctx context.Context, cfg Config, fn func(ctx context.Context, w *Worker
 	return m.l.run(ctx, cfg.Reload, cfg.Force)
 }
 
-// runWorker runs fn as a worker until it returns; a lifeline EOF (the
-// master is gone) ends fn's ctx.
+// runWorker runs fn as a worker until it returns. fn's ctx ends at SIGTERM
+// or when the master is gone (lifeline EOF); a second SIGTERM cuts the
+// drain short (as Config.Force does). It takes the signals itself, whatever
+// the caller does with them: a program that never calls Signals drains too.
 func runWorker(ctx context.Context, cfg *Config, w *Worker, fn func(context.Context, *Worker) error) error {
-	// The master decides when a worker stops: a terminal's Ctrl-C reaches
-	// the whole process group, and the master turns it into one SIGTERM.
+	// SIGINT and SIGHUP are taken and dropped: a terminal's Ctrl-C (or
+	// hangup) reaches the whole process group, and the master turns it into
+	// one SIGTERM per worker, which a SIGINT seen here first would make a
+	// second stop signal. Ignore removes the caller's own handlers of them
+	// (Signals'); taking them instead of ignoring them (SIG_IGN) keeps the
+	// worker's own children, which inherit ignored signals across exec,
+	// with the default dispositions.
 	signal.Ignore(os.Interrupt, syscall.SIGHUP)
+	dropped := make(chan os.Signal, 1) // never read: a full channel drops
+	signal.Notify(dropped, os.Interrupt, syscall.SIGHUP)
+	defer signal.Stop(dropped)
+	terms := make(chan os.Signal, 2)
+	signal.Notify(terms, syscall.SIGTERM)
+	defer signal.Stop(terms)
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
+	force := make(chan struct{})
+	callerForce := cfg.Force
+	cfg.Force = force // Serve's drain is cut short by either
+	done := make(chan struct{})
+	var owned sync.WaitGroup
+	owned.Go(func() {
+		select {
+		case <-terms:
+			cfg.Logger.Info("SIGTERM: draining")
+			cancel()
+		case <-callerForce:
+			close(force)
+			return
+		case <-done:
+			return
+		}
+		select {
+		case <-terms:
+			cfg.Logger.Warn("second SIGTERM: cutting the drain short")
+		case <-callerForce:
+		case <-done:
+			return
+		}
+		close(force)
+	})
+	owned.Go(func() {
 		if w.watchMaster(ctx) {
 			cfg.Logger.Warn("master is gone; draining")
 			cancel()
 		}
-	}()
+	})
 	err := fn(ctx, w)
 	cancel()
-	<-watched
+	close(done)
+	owned.Wait()
 	return err
 }
 

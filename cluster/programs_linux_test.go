@@ -1,0 +1,300 @@
+package cluster_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lbserver/lbserver/cluster"
+)
+
+// Programs built on cluster the way its users build them, each a few lines,
+// run as real processes: the test binary started again with programEnv
+// naming the program (TestMain). A program's workers are the test binary
+// too (the master starts its own executable), so they run the same program.
+const (
+	programEnv = "CLUSTER_TEST_PROGRAM" // which program runProgram runs
+	dirEnv     = "CLUSTER_TEST_DIR"     // where a program leaves what a test reads
+)
+
+// programs are the worker functions, by name.
+var programs = map[string]func(ctx context.Context, w *cluster.Worker) error{
+	// slow never calls cluster.Signals: GET /slow is answered only once the
+	// worker's ctx is done (it drains), with "drained".
+	"slow": func(ctx context.Context, w *cluster.Worker) error {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/slow", func(rw http.ResponseWriter, r *http.Request) {
+			note("inflight", strconv.Itoa(os.Getpid()))
+			select {
+			case <-ctx.Done():
+				fmt.Fprint(rw, "drained")
+			case <-time.After(time.Minute):
+				fmt.Fprint(rw, "not drained")
+			}
+		})
+		return w.Serve(ctx, &http.Server{Handler: mux})
+	},
+	// sigign runs a child process of its own and leaves its SigIgn line.
+	"sigign": func(ctx context.Context, w *cluster.Worker) error {
+		out, err := exec.Command("grep", "SigIgn", "/proc/self/status").Output()
+		if err != nil {
+			return err
+		}
+		note("sigign-"+strconv.Itoa(w.ID()), strings.TrimSpace(string(out)))
+		return w.Serve(ctx, &http.Server{Handler: http.NotFoundHandler()})
+	},
+}
+
+// programConfig is the Config every program's master and workers build.
+func programConfig() cluster.Config {
+	return cluster.Config{Addr: "127.0.0.1:0", EnvPrefix: "PROG_", Workers: 2, DrainTimeout: 20 * time.Second}
+}
+
+// note leaves value in the file name of the program's directory.
+func note(name, value string) {
+	_ = os.WriteFile(filepath.Join(os.Getenv(dirEnv), name+".tmp"), []byte(value), 0o600)
+	_ = os.Rename(filepath.Join(os.Getenv(dirEnv), name+".tmp"), filepath.Join(os.Getenv(dirEnv), name))
+}
+
+// runProgram is main for the program name: master or worker, as Run
+// decides. Started as a master by a test, it writes "run" on stdout just
+// before it calls Run, then "addr ADDR" once bound; SIGTERM stops it, with
+// no call to Signals.
+func runProgram(name string) int {
+	fn := programs[name]
+	if fn == nil {
+		fmt.Fprintln(os.Stderr, "no program", name)
+		return 2
+	}
+	cfg := programConfig()
+	ctx := context.Background()
+	if cfg.WorkerID() == 0 {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, syscall.SIGTERM)
+		defer stop()
+		cfg.Master = func(m *cluster.Master) (func(), error) {
+			fmt.Println("addr", m.Addr())
+			return nil, nil
+		}
+		fmt.Println("run")
+	}
+	if err := cluster.Run(ctx, cfg, fn); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// readNote waits until the program left name in dir, and returns it.
+func readNote(t *testing.T, dir, name string) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err == nil {
+			return string(b)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the program left no %s: %v", name, err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling a file another process writes
+	}
+}
+
+// programMaster runs program's master in this process (its workers are
+// processes) until the test ends; it returns the master once every worker
+// is ready, and the master's events.
+func programMaster(t *testing.T, program string, cfg cluster.Config) (*cluster.Master, string, <-chan cluster.Event) {
+	t.Helper()
+	dir := t.TempDir()
+	t.Setenv(programEnv, program)
+	t.Setenv(dirEnv, dir)
+	events := make(chan cluster.Event, 1000)
+	ms := make(chan *cluster.Master, 1)
+	cfg.Master = func(m *cluster.Master) (func(), error) { ms <- m; return nil, nil }
+	cfg.OnEvent = func(e cluster.Event) { events <- e }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cluster.Run(ctx, cfg, programs[program]) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run after the stop = %v, want nil", err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Error("the master did not stop")
+		}
+	})
+	var m *cluster.Master
+	select {
+	case m = <-ms:
+	case err := <-done:
+		t.Fatalf("Run = %v before the master started", err)
+	}
+	waitEvent(t, events, cluster.EventServing, 0)
+	return m, dir, events
+}
+
+// waitEvent waits for the next event of kind k (about pid, unless 0).
+func waitEvent(t *testing.T, events <-chan cluster.Event, k cluster.EventKind, pid int) cluster.Event {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case e := <-events:
+			if e.Kind == k && (pid == 0 || e.Pid == pid) {
+				return e
+			}
+		case <-timeout:
+			t.Fatalf("no %s event", k)
+		}
+	}
+}
+
+// A worker of a program that never calls cluster.Signals drains on SIGTERM
+// (an operator's kill, systemctl kill): its request in flight is answered,
+// and it exits with status 0.
+func TestWorkerDrainsOnSIGTERMWithoutSignals(t *testing.T) {
+	m, dir, events := programMaster(t, "slow", programConfig())
+	type result struct {
+		body string
+		err  error
+	}
+	got := make(chan result, 1)
+	go func() {
+		resp, err := http.Get("http://" + m.Addr().String() + "/slow")
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		got <- result{string(b), err}
+	}()
+	pid, err := strconv.Atoi(readNote(t, dir, "inflight"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-got:
+		if r.err != nil || r.body != "drained" {
+			t.Errorf("the request in flight at SIGTERM got %q, %v; want \"drained\"", r.body, r.err)
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("the request in flight at SIGTERM got no answer")
+	}
+	if e := waitEvent(t, events, cluster.EventExited, pid); e.Err != nil {
+		t.Errorf("the worker SIGTERMed exited with %v, want status 0 (drained)", e.Err)
+	}
+}
+
+// sigIgn is the SigIgn mask of a /proc/PID/status line.
+func sigIgn(t *testing.T, line string) uint64 {
+	t.Helper()
+	_, hex, ok := strings.Cut(line, ":")
+	v, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+	if !ok || err != nil {
+		t.Fatalf("SigIgn line %q: %v", line, err)
+	}
+	return v
+}
+
+// A worker's own child processes start with the signal dispositions the
+// master had: the worker ignoring SIGINT and SIGHUP (so that a terminal's
+// Ctrl-C reaches it only as the master's SIGTERM) must not make its
+// children ignore them, as an ignored signal stays ignored across exec.
+func TestWorkersChildrenDoNotInheritIgnoredSignals(t *testing.T) {
+	_, dir, _ := programMaster(t, "sigign", programConfig())
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var own uint64
+	for sc := bufio.NewScanner(f); sc.Scan(); {
+		if strings.HasPrefix(sc.Text(), "SigIgn:") {
+			own = sigIgn(t, sc.Text())
+		}
+	}
+	const hupInt = 1<<(syscall.SIGHUP-1) | 1<<(syscall.SIGINT-1)
+	for id := 1; id <= 2; id++ {
+		line := readNote(t, dir, "sigign-"+strconv.Itoa(id))
+		if extra := sigIgn(t, line) &^ own & hupInt; extra != 0 {
+			t.Errorf("worker %d's child: %s; it ignores %#x (SIGHUP=0x1, SIGINT=0x2) which the master did not", id, line, extra)
+		}
+	}
+}
+
+// masterProcess starts program's master as a process of its own (the test
+// binary again), reading its stdout lines; the test ends it and its
+// workers, whatever happens.
+func masterProcess(t *testing.T, program string, exe string, env ...string) (*exec.Cmd, *bufio.Scanner) {
+	t.Helper()
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), append([]string{programEnv + "=" + program}, env...)...)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // master and workers: one group
+		if err := cmd.Wait(); err != nil && t.Failed() {
+			t.Logf("the master: %v", err)
+		}
+	})
+	return cmd, bufio.NewScanner(out)
+}
+
+// line waits for the master's next stdout line starting with prefix and
+// returns the rest.
+func line(t *testing.T, sc *bufio.Scanner, prefix string) string {
+	t.Helper()
+	got := make(chan string, 1)
+	go func() {
+		for sc.Scan() {
+			if rest, ok := strings.CutPrefix(sc.Text(), prefix); ok {
+				got <- strings.TrimSpace(rest)
+				return
+			}
+		}
+		close(got)
+	}()
+	select {
+	case s, ok := <-got:
+		if !ok {
+			t.Fatalf("the master ended before it wrote %q", prefix) // its exit status: see the cleanup
+		}
+		return s
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the master did not write %q", prefix)
+	}
+	return ""
+}
+
+var (
+	_ = errors.New
+	_ net.Listener
+)
