@@ -298,3 +298,67 @@ var (
 	_ = errors.New
 	_ net.Listener
 )
+
+// alive reports whether process pid exists (and is not a zombie).
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	_, rest, _ := strings.Cut(string(b), ") ")
+	return !strings.HasPrefix(rest, "Z")
+}
+
+// The master learns of a worker's exit from the process itself, not from
+// the pipes it shares with its own children: a worker that exits and
+// leaves a child holding its stdout, ready pipe and lifeline (sh -c 'sleep
+// 60 & exit 0') is restarted while that child still lives.
+func TestExitSeenWhileAGrandchildHoldsThePipes(t *testing.T) {
+	dir := t.TempDir()
+	pids := filepath.Join(dir, "pids")
+	t.Cleanup(func() { // every sleep the workers left
+		b, _ := os.ReadFile(pids)
+		for f := range strings.FieldsSeq(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	events := make(chan cluster.Event, 1000)
+	cfg := cluster.Config{Addr: "127.0.0.1:0", Workers: 1, NoSystemd: true,
+		Exe: "/bin/sh", Args: []string{"-c", `sleep 60 & echo $! >> "$0"; exit 0`, pids},
+		Stdout:  &strings.Builder{}, // not a file: the master copies it through a pipe
+		OnEvent: func(e cluster.Event) { events <- e }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cluster.Run(ctx, cfg, nil) }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("the master did not stop")
+		}
+	}()
+	first := waitEvent(t, events, cluster.EventSpawned, 0)
+	timeout := time.After(20 * time.Second)
+	for restarted := false; !restarted; {
+		select {
+		case e := <-events:
+			restarted = e.Kind == cluster.EventSpawned
+		case <-timeout:
+			t.Fatal("the worker that exited while its child held its pipes was not restarted in 20s")
+		}
+	}
+	b, err := os.ReadFile(pids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grandchild, err := strconv.Atoi(strings.Fields(string(b))[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !alive(grandchild) {
+		t.Errorf("worker %d's child %d is gone: the restart did not come while it held the pipes", first.Pid, grandchild)
+	}
+}
