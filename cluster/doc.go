@@ -58,6 +58,24 @@
 // workers keep serving, the slots after it are left alone. Requests for a
 // reload while one runs make exactly one more reload after it.
 //
+// # What a reload replaces
+//
+// A reload replaces the workers, nothing else. Each new worker is
+// Config.Exe started again, so it runs the executable that path names at
+// that moment: a file replaced on disk, or a symlink pointed at a new
+// release. Config.Exe defaults to the path the program was started by
+// (os.Args[0], made absolute when Run starts, symlinks kept, not resolved;
+// os.Executable if that path no longer names this executable), so that
+// started as current/app with current -> releases/a, `ln -sfn releases/b
+// current` and SIGHUP deploy b. A reload does not replace the master: its
+// own code, its command line, its Config (Workers, Addr, the timeouts, Exe
+// and Args themselves) and the environment it gives its workers stay what
+// they were when it started; restarting the master changes those. Every
+// start reads the executable, not only a reload's: after an aborted reload
+// the broken executable is still on disk, and a worker of the old code that
+// crashes then is restarted from it (and fails, with the backoff, its slot
+// adopted meanwhile) until the files are put back.
+//
 // # Descriptors and environment
 //
 // A worker is started with these descriptors:

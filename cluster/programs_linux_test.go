@@ -56,6 +56,16 @@ var programs = map[string]func(ctx context.Context, w *cluster.Worker) error{
 		note("sigign-"+strconv.Itoa(w.ID()), strings.TrimSpace(string(out)))
 		return w.Serve(ctx, &http.Server{Handler: http.NotFoundHandler()})
 	},
+	// exe answers every request with the executable it runs.
+	"exe": func(ctx context.Context, w *cluster.Worker) error {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		return w.Serve(ctx, &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			fmt.Fprint(rw, exe)
+		})})
+	},
 }
 
 // programConfig is the Config every program's master and workers build.
@@ -243,12 +253,17 @@ func TestWorkersChildrenDoNotInheritIgnoredSignals(t *testing.T) {
 	}
 }
 
-// masterProcess starts program's master as a process of its own (the test
-// binary again), reading its stdout lines; the test ends it and its
-// workers, whatever happens.
+// masterProcess starts program's master as a process of its own (exe: the
+// test binary again), in the directory env names (dirEnv) if any, reading
+// its stdout lines; the test ends it and its workers, whatever happens.
 func masterProcess(t *testing.T, program string, exe string, env ...string) (*exec.Cmd, *bufio.Scanner) {
 	t.Helper()
 	cmd := exec.Command(exe)
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, dirEnv+"="); ok {
+			cmd.Dir = v // a relative exe is relative to it
+		}
+	}
 	cmd.Env = append(os.Environ(), append([]string{programEnv + "=" + program}, env...)...)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -360,5 +375,75 @@ func TestExitSeenWhileAGrandchildHoldsThePipes(t *testing.T) {
 	}
 	if !alive(grandchild) {
 		t.Errorf("worker %d's child %d is gone: the restart did not come while it held the pipes", first.Pid, grandchild)
+	}
+}
+
+// A symlink deploy: the program started as current/app with current ->
+// releases/a; then current is pointed at releases/b and the master gets
+// SIGHUP: the new workers run releases/b/app. The path the program was
+// started by is followed again at every start of a worker.
+func TestReloadFollowsTheSymlinkTheProgramWasStartedBy(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, r := range []string{"a", "b"} {
+		app := filepath.Join(dir, "releases", r, "app")
+		if err := os.MkdirAll(filepath.Dir(app), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Link(self, app); err != nil { // a copy would do; a link is cheaper
+			b, err := os.ReadFile(self)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(app, b, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	point := func(release string) { // ln -sfn releases/R current
+		tmp := filepath.Join(dir, "current.new")
+		if err := os.Symlink(filepath.Join("releases", release), tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "current")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	point("a")
+	cmd, out := masterProcess(t, "exe", "./current/app", dirEnv+"="+dir) // started in dir
+	addr := line(t, out, "addr ")
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	get := func() string {
+		t.Helper()
+		resp, err := client.Get("http://" + addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if got, want := get(), filepath.Join(dir, "releases", "a", "app"); got != want {
+		t.Fatalf("before the deploy a worker runs %s, want %s", got, want)
+	}
+	point("b")
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	want := filepath.Join(dir, "releases", "b", "app")
+	deadline := time.Now().Add(30 * time.Second)
+	for inARow := 0; inARow < 20; { // both workers, many times over
+		got := get()
+		inARow++
+		if got != want {
+			inARow = 0
+			if time.Now().After(deadline) {
+				t.Fatalf("30s after the deploy and SIGHUP a worker runs %s, want %s", got, want)
+			}
+			time.Sleep(20 * time.Millisecond) // polling the reload under way
+		}
 	}
 }

@@ -9,9 +9,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -89,7 +92,9 @@ type Config struct {
 	// workers; default "CLUSTER_".
 	EnvPrefix string
 	// Exe, Args and Env are what workers are started with; default the
-	// master's own executable, os.Args[1:] and os.Environ().
+	// path this program was started by (os.Args[0], absolute, symlinks
+	// kept: each worker runs what the path names when it starts; see
+	// "What a reload replaces"), os.Args[1:] and os.Environ().
 	Exe  string
 	Args []string
 	Env  []string
@@ -121,7 +126,7 @@ func (c *Config) setDefaults() error {
 		c.EnvPrefix = "CLUSTER_"
 	}
 	if c.Exe == "" {
-		exe, err := os.Executable()
+		exe, err := invokedExe()
 		if err != nil {
 			return fmt.Errorf("cluster: find own executable: %w", err)
 		}
@@ -140,6 +145,35 @@ func (c *Config) setDefaults() error {
 		c.Stderr = os.Stderr
 	}
 	return nil
+}
+
+// invokedExe is the path this program was started by: os.Args[0], found in
+// PATH when it has no slash, made absolute against the working directory,
+// as long as it still names this executable; os.Executable otherwise (the
+// program changed its directory, or its argv[0] says something else).
+// Unlike os.Executable, it keeps the symlinks: a worker started by this path
+// runs whatever it names at that start (a symlink deploy).
+func invokedExe() (string, error) {
+	exe, err := os.Executable()
+	if err != nil || len(os.Args) == 0 || os.Args[0] == "" {
+		return exe, err
+	}
+	p := os.Args[0]
+	if !strings.ContainsRune(p, os.PathSeparator) {
+		if p, err = exec.LookPath(p); err != nil {
+			return exe, nil
+		}
+	}
+	p, err = filepath.Abs(p)
+	if err != nil {
+		return exe, nil
+	}
+	named, err1 := os.Stat(p)
+	running, err2 := os.Stat(exe)
+	if err1 != nil || err2 != nil || !os.SameFile(named, running) {
+		return exe, nil
+	}
+	return p, nil
 }
 
 // WorkerID is the slot of this process when a master started it as a
