@@ -56,6 +56,44 @@ var programs = map[string]func(ctx context.Context, w *cluster.Worker) error{
 		note("sigign-"+strconv.Itoa(w.ID()), strings.TrimSpace(string(out)))
 		return w.Serve(ctx, &http.Server{Handler: http.NotFoundHandler()})
 	},
+	// echo is a TCP server on Listeners, without Serve: it answers each
+	// line with "worker ID: line". A worker started while the file
+	// hold-ID exists waits until it is gone before it accepts.
+	"echo": func(ctx context.Context, w *cluster.Worker) error {
+		hold := filepath.Join(os.Getenv(dirEnv), "hold-"+strconv.Itoa(w.ID()))
+		for {
+			if _, err := os.Stat(hold); err != nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(10 * time.Millisecond): // polling a file the test removes
+			}
+		}
+		ln := w.Listeners()[0]
+		stop := context.AfterFunc(ctx, func() { ln.Close() })
+		defer stop()
+		if err := w.Ready(); err != nil {
+			return err
+		}
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			go func() {
+				defer c.Close()
+				sc := bufio.NewScanner(c)
+				for sc.Scan() {
+					fmt.Fprintf(c, "worker %d: %s\n", w.ID(), sc.Text())
+				}
+			}()
+		}
+	},
 	// exe answers every request with the executable it runs.
 	"exe": func(ctx context.Context, w *cluster.Worker) error {
 		exe, err := os.Executable()
@@ -446,4 +484,56 @@ func TestReloadFollowsTheSymlinkTheProgramWasStartedBy(t *testing.T) {
 			time.Sleep(20 * time.Millisecond) // polling the reload under way
 		}
 	}
+}
+
+// A worker built on Listeners, without Serve (a TCP echo server), adopts
+// the slot of a worker that died: while the dead worker's replacement is
+// not accepting yet, every connection, also those the kernel hashes to the
+// orphaned slot's socket, is answered, by the other worker.
+func TestListenersAdoptAnOrphanedSlot(t *testing.T) {
+	m, dir, events := programMaster(t, "echo", programConfig())
+	var victim cluster.WorkerInfo
+	for _, w := range m.Workers() {
+		if w.Slot == 1 {
+			victim = w
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "hold-1"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(victim.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if e := waitEvent(t, events, cluster.EventAdopted, 0); e.Slot != 1 {
+		t.Fatalf("adopted slot %d, want 1", e.Slot)
+	}
+	const conns = 24 // new connections: the kernel hashes about half to slot 1's socket
+	answers := make(chan string, conns)
+	for i := range conns {
+		go func() {
+			c, err := net.Dial("tcp", m.Addr().String())
+			if err != nil {
+				answers <- err.Error()
+				return
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(15 * time.Second))
+			fmt.Fprintf(c, "hello %d\n", i)
+			reply, err := bufio.NewReader(c).ReadString('\n')
+			if err != nil {
+				answers <- fmt.Sprintf("connection %d: no answer: %v", i, err)
+				return
+			}
+			answers <- strings.TrimSpace(reply)
+		}()
+	}
+	for range conns {
+		if a := <-answers; !strings.HasPrefix(a, "worker 2: hello ") {
+			t.Errorf("while slot 1 was orphaned: %s, want worker 2's echo", a)
+		}
+	}
+	if err := os.Remove(filepath.Join(dir, "hold-1")); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, events, cluster.EventReleased, 0)
 }

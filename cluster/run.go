@@ -310,6 +310,7 @@ func runWorker(ctx context.Context, cfg *Config, w *Worker, fn func(context.Cont
 	cancel()
 	close(done)
 	owned.Wait()
+	w.closeListeners()
 	return err
 }
 
@@ -329,6 +330,7 @@ func runInProcess(ctx context.Context, cfg *Config, fn func(context.Context, *Wo
 		"goos", runtime.GOOS, "addr", ln.Addr().String())
 	cfg.Workers = 1
 	w := &Worker{id: 1, cfg: cfg, lns: []net.Listener{ln}}
+	defer w.closeListeners()
 	return fn(ctx, w)
 }
 
