@@ -44,8 +44,10 @@
 // start does not spin the CPU, and a long-lived master never gives up on a
 // slot after rare crashes. The other slots keep serving meanwhile, and with
 // more than one slot one of their workers adopts the orphaned slot (accepts
-// on its socket too) until the slot's own worker is ready again: without
-// it, the connections the kernel keeps hashing to that slot would wait.
+// on its socket too: Worker.Serve serves it, and Accept on the listener
+// Worker.Listeners returns yields its connections) until the slot's own
+// worker is ready again: without it, the connections the kernel keeps
+// hashing to that slot would wait.
 //
 // # Rolling reload
 //
