@@ -148,7 +148,9 @@
 // when it stops its workers, STATUS= lines for `systemctl status` ("2 of 2
 // workers ready", "reloading 1 of 2", "worker 2 restarting in 400ms"), and
 // WATCHDOG=1 pings when the unit sets WatchdogSec=, as events of the loop:
-// a loop that is stuck stops the pings.
+// a loop that is stuck stops the pings. A notification never blocks the
+// loop: one that finds systemd's socket full is dropped (the first failure
+// is logged).
 //
 // The master also answers Reload(ctx, pid) from other processes, on a unix
 // socket of Linux's abstract namespace named after its pid (nothing on

@@ -537,3 +537,24 @@ func TestListenersAdoptAnOrphanedSlot(t *testing.T) {
 	}
 	waitEvent(t, events, cluster.EventReleased, 0)
 }
+
+// A master started by a systemd that does not read its notifications
+// (NOTIFY_SOCKET names a socket nobody reads) still serves, reloads and
+// stops: a full notification socket drops messages, it never blocks the
+// master's loop.
+func TestMasterNeverBlocksOnANotifySocketNobodyReads(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify")
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close() // never read
+	t.Setenv("NOTIFY_SOCKET", sock)
+	m, _, events := programMaster(t, "sigign", programConfig())
+	for i := range 5 { // every reload sends a few notifications: far more than the queue holds
+		m.Reload()
+		if e := waitEvent(t, events, cluster.EventReloaded, 0); e.Kind != cluster.EventReloaded {
+			t.Fatalf("reload %d did not finish", i+1)
+		}
+	}
+}
