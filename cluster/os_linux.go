@@ -111,7 +111,7 @@ func startProcess(cfg *Config, g *goroutines, out *outputs, spec spawnSpec, onRe
 			// pipe: stop the read, then take a byte the worker wrote before
 			// it exited, if it did.
 			_ = readyR.SetReadDeadline(time.Now())
-			if <-ready || readLeft(readyR) {
+			if <-ready || len(leftover(readyR)) > 0 {
 				onReady()
 			}
 		}
@@ -121,22 +121,34 @@ func startProcess(cfg *Config, g *goroutines, out *outputs, spec spawnSpec, onRe
 	return p, nil
 }
 
-// readLeft reads one byte already in the pipe r, without waiting for one.
-func readLeft(r *os.File) bool {
+// leftover reads what is already in the pipe r, without waiting for more:
+// what a worker wrote before it exited, while a child of its may still
+// hold the write end (so EOF may never come).
+func leftover(r *os.File) []byte {
 	if r.SetReadDeadline(time.Time{}) != nil {
-		return false
+		return nil
 	}
 	rc, err := r.SyscallConn()
 	if err != nil {
-		return false
+		return nil
 	}
-	var b [1]byte
-	n := 0
+	var out []byte
+	buf := make([]byte, 512)
 	_ = rc.Read(func(fd uintptr) bool {
-		n, _ = syscall.Read(int(fd), b[:])
-		return true // one try: never wait
+		for {
+			n, err := syscall.Read(int(fd), buf)
+			if n > 0 {
+				out = append(out, buf[:n]...)
+			}
+			if err == syscall.EINTR {
+				continue
+			}
+			if n <= 0 || err != nil {
+				return true // empty, EOF or an error: never wait
+			}
+		}
 	})
-	return n == 1
+	return out
 }
 
 // outputs are the pipes through which the workers' stdout and stderr reach
