@@ -44,8 +44,10 @@
 // start does not spin the CPU, and a long-lived master never gives up on a
 // slot after rare crashes. The other slots keep serving meanwhile, and with
 // more than one slot one of their workers adopts the orphaned slot (accepts
-// on its socket too) until the slot's own worker is ready again: without
-// it, the connections the kernel keeps hashing to that slot would wait.
+// on its socket too: Worker.Serve serves it, and Accept on the listener
+// Worker.Listeners returns yields its connections) until the slot's own
+// worker is ready again: without it, the connections the kernel keeps
+// hashing to that slot would wait.
 //
 // Every exit has a reason (Event.Reason): crashed
 // (logged at WARN with the worker's last words: the error its function
@@ -74,6 +76,24 @@
 // exits or is not ready within ReadyTimeout aborts the reload: the old
 // workers keep serving, the slots after it are left alone. Requests for a
 // reload while one runs make exactly one more reload after it.
+//
+// # What a reload replaces
+//
+// A reload replaces the workers, nothing else. Each new worker is
+// Config.Exe started again, so it runs the executable that path names at
+// that moment: a file replaced on disk, or a symlink pointed at a new
+// release. Config.Exe defaults to the path the program was started by
+// (os.Args[0], made absolute when Run starts, symlinks kept, not resolved;
+// os.Executable if that path no longer names this executable), so that
+// started as current/app with current -> releases/a, `ln -sfn releases/b
+// current` and SIGHUP deploy b. A reload does not replace the master: its
+// own code, its command line, its Config (Workers, Addr, the timeouts, Exe
+// and Args themselves) and the environment it gives its workers stay what
+// they were when it started; restarting the master changes those. Every
+// start reads the executable, not only a reload's: after an aborted reload
+// the broken executable is still on disk, and a worker of the old code that
+// crashes then is restarted from it (and fails, with the backoff, its slot
+// adopted meanwhile) until the files are put back.
 //
 // # Descriptors and environment
 //
@@ -115,21 +135,29 @@
 //
 // # Signals
 //
-//	master SIGINT, SIGTERM  stop (ctx done): close the sockets it bound (new
-//	                        connections are refused at once), SIGTERM every
-//	                        worker, wait for them (StopTimeout, default
-//	                        DrainTimeout + 5s, then SIGKILL and Run returns
-//	                        ErrStopTimeout)
+//	master SIGINT, SIGTERM  stop (ctx done, with Signals): close the sockets
+//	                        it bound (new connections are refused at once),
+//	                        SIGTERM every worker, wait for them (StopTimeout,
+//	                        default DrainTimeout + 5s, then SIGKILL and Run
+//	                        returns ErrStopTimeout)
 //	master second signal    (Config.Force closed, see Signals) SIGKILL every
 //	                        worker; Run returns ErrForced
 //	master SIGHUP           rolling reload
 //	master dies (any way)   workers read EOF on fd 5 and drain by themselves
-//	worker SIGTERM          drain (Worker.Serve) and exit; a second one cuts
-//	                        the drain short. Not sent by the master, it is no
+//	worker SIGTERM          drain (fn's ctx is done; Worker.Serve drains) and
+//	                        exit; a second one cuts the drain short. Run takes
+//	                        it itself: a program that never calls Signals
+//	                        drains too. Not sent by the master, it is no
 //	                        crash: the master restarts the worker at once
-//	worker SIGINT, SIGHUP   ignored: a terminal's Ctrl-C reaches the whole
-//	                        process group, and the master turns it into one
-//	                        SIGTERM per worker
+//	worker SIGINT, SIGHUP   taken and dropped: a terminal's Ctrl-C reaches the
+//	                        whole process group, and the master turns it into
+//	                        one SIGTERM per worker. Dropped, not ignored: the
+//	                        worker's own children start with the default
+//	                        dispositions
+//
+// Run takes SIGHUP before it does anything else. A SIGHUP that comes before
+// the program calls Run ends it (Go's default): call Run early in main, or
+// take SIGHUP there yourself (signal.Notify) before slower work.
 //
 // # Stopping
 //
@@ -165,7 +193,9 @@
 // when it stops its workers, STATUS= lines for `systemctl status` ("2 of 2
 // workers ready", "reloading 1 of 2", "worker 2 restarting in 400ms"), and
 // WATCHDOG=1 pings when the unit sets WatchdogSec=, as events of the loop:
-// a loop that is stuck stops the pings.
+// a loop that is stuck stops the pings. A notification never blocks the
+// loop: one that finds systemd's socket full is dropped (the first failure
+// is logged).
 //
 // The master also answers Reload(ctx, pid) from other processes, on a unix
 // socket of Linux's abstract namespace named after its pid (nothing on

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/lbserver/lbserver/systemd"
@@ -45,11 +44,13 @@ var ErrSocketCount = errors.New("give one socket, or one per worker")
 // from the process environment and from the workers' (Config.Env), so that
 // no worker notifies systemd or takes the sockets as its own.
 func takeSystemd(cfg *Config) (*sdState, []*os.File, error) {
+	// In every case: with NoSystemd too, a worker must not take systemd's
+	// sockets or notify it in the service's name.
+	cfg.Env = withoutVars(cfg.Env, systemdVars...)
 	if cfg.NoSystemd {
 		return nil, nil, nil
 	}
 	env := systemd.OSEnv()
-	cfg.Env = withoutSystemdEnv(cfg.Env)
 	var files []*os.File
 	var err error
 	if len(cfg.Files) == 0 {
@@ -80,21 +81,8 @@ func takeSystemd(cfg *Config) (*sdState, []*os.File, error) {
 	return sd, files, nil
 }
 
+// systemdVars are the variables systemd gives the service's main process.
 var systemdVars = []string{"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"}
-
-func withoutSystemdEnv(env []string) []string {
-	out := make([]string, 0, len(env))
-next:
-	for _, kv := range env {
-		for _, k := range systemdVars {
-			if strings.HasPrefix(kv, k+"=") {
-				continue next
-			}
-		}
-		out = append(out, kv)
-	}
-	return out
-}
 
 // sdState is the loop's side of the notifications; owned by the loop's
 // goroutine. A nil *sdState sends nothing.

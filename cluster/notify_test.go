@@ -214,3 +214,20 @@ func TestReloadWaitsForItsReload(t *testing.T) {
 		t.Errorf("reload interrupted by the stop answered %v, want ErrMasterStopping", err)
 	}
 }
+
+// NoSystemd turns off what the master does for systemd, but its workers
+// still must not see systemd's variables: a worker that found NOTIFY_SOCKET
+// or LISTEN_FDS would notify systemd in the service's name or take the
+// sockets for its own.
+func TestNoSystemdStillCleansTheWorkersEnvironment(t *testing.T) {
+	env := []string{"PATH=/bin", "NOTIFY_SOCKET=/run/systemd/notify", "WATCHDOG_USEC=1000000", "WATCHDOG_PID=1",
+		"LISTEN_PID=1", "LISTEN_FDS=1", "LISTEN_FDNAMES=web", "HOME=/root"}
+	cfg := Config{NoSystemd: true, Env: env}
+	sd, files, err := takeSystemd(&cfg)
+	if err != nil || sd != nil || files != nil {
+		t.Fatalf("takeSystemd with NoSystemd = %v, %v, %v; want nothing taken", sd, files, err)
+	}
+	if want := []string{"PATH=/bin", "HOME=/root"}; !slices.Equal(cfg.Env, want) {
+		t.Errorf("workers' environment with NoSystemd: got %v, want %v", cfg.Env, want)
+	}
+}

@@ -66,28 +66,14 @@ func realMaster(t *testing.T, mode string, edit func(*cluster.Config)) (*cluster
 	return nil, nil, nil, nil
 }
 
-func waitEvent(t *testing.T, events <-chan cluster.Event, k cluster.EventKind) cluster.Event {
-	t.Helper()
-	for {
-		select {
-		case e := <-events:
-			if e.Kind == k {
-				return e
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatalf("no %s event", k)
-		}
-	}
-}
-
 // Once the stop begins, a new connection is refused at once, while the
 // workers still drain (here they linger 3s after their drain).
 func TestRealStopRefusesNewConnections(t *testing.T) {
 	m, events, done, cancel := realMaster(t, "lingers", nil)
-	waitEvent(t, events, cluster.EventServing)
+	waitEvent(t, events, cluster.EventServing, 0)
 	addr := m.Addr().String()
 	cancel()
-	waitEvent(t, events, cluster.EventStopping)
+	waitEvent(t, events, cluster.EventStopping, 0)
 	deadline := time.Now().Add(2 * time.Second) // well within the workers' 3s linger
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
@@ -113,7 +99,7 @@ func TestRealStopRefusesNewConnections(t *testing.T) {
 // and after MaxFailedStarts Run gives up with an error that says why.
 func TestRealBrokenDeployGivesUp(t *testing.T) {
 	_, events, done, _ := realMaster(t, "broken", func(c *cluster.Config) { c.MaxFailedStarts = 2; c.Workers = 1 })
-	e := waitEvent(t, events, cluster.EventExited)
+	e := waitEvent(t, events, cluster.EventExited, 0)
 	if e.Reason != cluster.ExitCrashed || e.LastWords != "open config: no such file or directory" {
 		t.Errorf("exit event: reason %v, last words %q; want crashed with the worker's error", e.Reason, e.LastWords)
 	}
@@ -131,16 +117,16 @@ func TestRealBrokenDeployGivesUp(t *testing.T) {
 // the master restarts it at once without counting a crash.
 func TestRealOutsideSIGTERMIsNoCrash(t *testing.T) {
 	m, events, _, _ := realMaster(t, "", nil)
-	waitEvent(t, events, cluster.EventServing)
+	waitEvent(t, events, cluster.EventServing, 0)
 	victim := m.Workers()[0]
 	if err := syscall.Kill(victim.Pid, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	e := waitEvent(t, events, cluster.EventExited)
+	e := waitEvent(t, events, cluster.EventExited, 0)
 	if e.Pid != victim.Pid || e.Reason != cluster.ExitSignaled {
 		t.Errorf("exit event %+v, want pid %d stopped by signal", e, victim.Pid)
 	}
-	waitEvent(t, events, cluster.EventReady)
+	waitEvent(t, events, cluster.EventReady, 0)
 	if st := m.Stats(); st.Restarts != 1 {
 		t.Errorf("restarts %d, want 1", st.Restarts)
 	}

@@ -81,6 +81,13 @@ func (r *reportReader) lastWords() string {
 // onReady at its ready record, and returns its last words.
 func readReport(rd io.Reader, onReady func()) string {
 	var r reportReader
+	feedReport(rd, &r, onReady)
+	return r.lastWords()
+}
+
+// feedReport feeds r what rd holds until EOF or an error, calling onReady
+// at the ready record.
+func feedReport(rd io.Reader, r *reportReader, onReady func()) {
 	buf := make([]byte, 512)
 	for {
 		n, err := rd.Read(buf)
@@ -88,7 +95,7 @@ func readReport(rd io.Reader, onReady func()) string {
 			onReady()
 		}
 		if err != nil {
-			return r.lastWords()
+			return
 		}
 	}
 }
@@ -114,12 +121,12 @@ func callWorker(ctx context.Context, w *Worker, fn func(context.Context, *Worker
 }
 
 // lastWords are what a worker whose function returned err tells its
-// master. A worker whose caller's ctx was done (a stop signal reached it,
-// through Signals) says it was stopped: the master counts no crash for a
-// stop it did not ask for (an operator's SIGTERM).
-func lastWords(parent context.Context, err error) string {
+// master. A worker that a stop signal reached (its own SIGTERM, or its
+// caller's ctx done, through Signals) says it was stopped: the master
+// counts no crash for a stop it did not ask for (an operator's SIGTERM).
+func lastWords(stopped bool, err error) string {
 	var words string
-	if parent.Err() != nil {
+	if stopped {
 		words = stoppedOutside
 	}
 	if err != nil {

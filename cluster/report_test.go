@@ -37,16 +37,14 @@ func TestReadReport(t *testing.T) {
 // What a worker says: its error, its panic, that it was stopped from
 // outside; and Ready after farewell does nothing.
 func TestWorkerLastWords(t *testing.T) {
-	if got := lastWords(context.Background(), nil); got != "" {
+	if got := lastWords(false, nil); got != "" {
 		t.Errorf("lastWords(nil) = %q, want nothing", got)
 	}
-	if got := lastWords(context.Background(), errors.New("listen: denied")); got != "listen: denied" {
+	if got := lastWords(false, errors.New("listen: denied")); got != "listen: denied" {
 		t.Errorf("lastWords(err) = %q", got)
 	}
-	done, cancel := context.WithCancel(context.Background())
-	cancel()
-	if got := lastWords(done, nil); got != stoppedOutside {
-		t.Errorf("lastWords(done ctx) = %q, want %q", got, stoppedOutside)
+	if got := lastWords(true, nil); got != stoppedOutside {
+		t.Errorf("lastWords(stopped) = %q, want %q", got, stoppedOutside)
 	}
 	// A worker that was ready, then panicked: the master reads both.
 	pr, pw, err := os.Pipe()

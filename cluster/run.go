@@ -9,9 +9,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -92,7 +97,9 @@ type Config struct {
 	// workers; default "CLUSTER_".
 	EnvPrefix string
 	// Exe, Args and Env are what workers are started with; default the
-	// master's own executable, os.Args[1:] and os.Environ().
+	// path this program was started by (os.Args[0], absolute, symlinks
+	// kept: each worker runs what the path names when it starts; see
+	// "What a reload replaces"), os.Args[1:] and os.Environ().
 	Exe  string
 	Args []string
 	Env  []string
@@ -127,7 +134,7 @@ func (c *Config) setDefaults() error {
 		c.EnvPrefix = "CLUSTER_"
 	}
 	if c.Exe == "" {
-		exe, err := os.Executable()
+		exe, err := invokedExe()
 		if err != nil {
 			return fmt.Errorf("cluster: find own executable: %w", err)
 		}
@@ -146,6 +153,35 @@ func (c *Config) setDefaults() error {
 		c.Stderr = os.Stderr
 	}
 	return nil
+}
+
+// invokedExe is the path this program was started by: os.Args[0], found in
+// PATH when it has no slash, made absolute against the working directory,
+// as long as it still names this executable; os.Executable otherwise (the
+// program changed its directory, or its argv[0] says something else).
+// Unlike os.Executable, it keeps the symlinks: a worker started by this path
+// runs whatever it names at that start (a symlink deploy).
+func invokedExe() (string, error) {
+	exe, err := os.Executable()
+	if err != nil || len(os.Args) == 0 || os.Args[0] == "" {
+		return exe, err
+	}
+	p := os.Args[0]
+	if !strings.ContainsRune(p, os.PathSeparator) {
+		if p, err = exec.LookPath(p); err != nil {
+			return exe, nil
+		}
+	}
+	p, err = filepath.Abs(p)
+	if err != nil {
+		return exe, nil
+	}
+	named, err1 := os.Stat(p)
+	running, err2 := os.Stat(exe)
+	if err1 != nil || err2 != nil || !os.SameFile(named, running) {
+		return exe, nil
+	}
+	return p, nil
 }
 
 // WorkerID is the slot of this process when a master started it as a
@@ -177,6 +213,12 @@ func (c Config) WorkerID() int {
 // worker: Run then returns nil, as for a stop asked a moment later (the
 // caller has ctx to tell the two apart).
 func Run(ctx context.Context, cfg Config, fn func(ctx context.Context, w *Worker) error) error {
+	// The signals first, before anything that takes time: from here on a
+	// SIGHUP is a reload in the master and nothing in a worker, never the
+	// end of the process (Go's default for a signal nobody takes).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if err := cfg.setDefaults(); err != nil {
 		return err
 	}
@@ -190,10 +232,6 @@ func Run(ctx context.Context, cfg Config, fn func(ctx context.Context, w *Worker
 	case !errors.Is(err, errNotWorker):
 		return err
 	}
-	// SIGHUP is a reload from now on, not the end of the master.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	sd, files, err := takeSystemd(&cfg)
 	if err != nil {
 		return err
@@ -227,27 +265,67 @@ func Run(ctx context.Context, cfg Config, fn func(ctx context.Context, w *Worker
 	return m.l.run(ctx, cfg.Force)
 }
 
-// runWorker runs fn as a worker until it returns; a lifeline EOF (the
-// master is gone) ends fn's ctx.
+// runWorker runs fn as a worker until it returns. fn's ctx ends at SIGTERM
+// or when the master is gone (lifeline EOF); a second SIGTERM cuts the
+// drain short (as Config.Force does). It takes the signals itself, whatever
+// the caller does with them: a program that never calls Signals drains too.
 func runWorker(parent context.Context, cfg *Config, w *Worker, fn func(context.Context, *Worker) error) error {
-	ctx := parent
-	// The master decides when a worker stops: a terminal's Ctrl-C reaches
-	// the whole process group, and the master turns it into one SIGTERM.
+	// SIGINT and SIGHUP are taken and dropped: a terminal's Ctrl-C (or
+	// hangup) reaches the whole process group, and the master turns it into
+	// one SIGTERM per worker, which a SIGINT seen here first would make a
+	// second stop signal. Ignore removes the caller's own handlers of them
+	// (Signals'); taking them instead of ignoring them (SIG_IGN) keeps the
+	// worker's own children, which inherit ignored signals across exec,
+	// with the default dispositions.
 	signal.Ignore(os.Interrupt, syscall.SIGHUP)
-	ctx, cancel := context.WithCancel(ctx)
+	dropped := make(chan os.Signal, 1) // never read: a full channel drops
+	signal.Notify(dropped, os.Interrupt, syscall.SIGHUP)
+	defer signal.Stop(dropped)
+	terms := make(chan os.Signal, 2)
+	signal.Notify(terms, syscall.SIGTERM)
+	defer signal.Stop(terms)
+
+	var stopped atomic.Bool // a SIGTERM reached this worker
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
+	force := make(chan struct{})
+	callerForce := cfg.Force
+	cfg.Force = force // Serve's drain is cut short by either
+	done := make(chan struct{})
+	var owned sync.WaitGroup
+	owned.Go(func() {
+		select {
+		case <-terms:
+			cfg.Logger.Info("SIGTERM: draining")
+			stopped.Store(true)
+			cancel()
+		case <-callerForce:
+			close(force)
+			return
+		case <-done:
+			return
+		}
+		select {
+		case <-terms:
+			cfg.Logger.Warn("second SIGTERM: cutting the drain short")
+		case <-callerForce:
+		case <-done:
+			return
+		}
+		close(force)
+	})
+	owned.Go(func() {
 		if w.watchMaster(ctx) {
 			cfg.Logger.Warn("master is gone; draining")
 			cancel()
 		}
-	}()
+	})
 	err := callWorker(ctx, w, fn)
 	cancel()
-	<-watched
-	w.farewell(lastWords(parent, err))
+	close(done)
+	owned.Wait()
+	w.closeListeners()
+	w.farewell(lastWords(stopped.Load() || parent.Err() != nil, err))
 	return err
 }
 
@@ -267,6 +345,7 @@ func runInProcess(ctx context.Context, cfg *Config, fn func(context.Context, *Wo
 		"goos", runtime.GOOS, "addr", ln.Addr().String())
 	cfg.Workers = 1
 	w := &Worker{id: 1, cfg: cfg, lns: []net.Listener{ln}}
+	defer w.closeListeners()
 	return fn(ctx, w)
 }
 

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -101,5 +102,38 @@ func TestGivenFiles(t *testing.T) {
 	ln.Close()
 	if _, err := listen(Config{Files: []*os.File{f1, f2}, Workers: 3, Logger: slog.New(slog.DiscardHandler)}, fake); err == nil {
 		t.Error("2 sockets for 3 workers: no error")
+	}
+}
+
+// The workers' default executable is the path the program was started by,
+// symlinks kept, while it names this executable; os.Executable otherwise.
+func TestInvokedExe(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "current")
+	if err := os.Symlink(self, link); err != nil {
+		t.Fatal(err)
+	}
+	saved := os.Args[0]
+	defer func() { os.Args[0] = saved }()
+	for _, c := range []struct{ arg0, want string }{
+		{link, link},                   // a symlink: kept, not resolved
+		{"/nonexistent/app", self},     // not this executable any more
+		{os.DevNull, self},             // another file
+		{"", self},                     // nothing said
+		{"no-such-command-here", self}, // not in PATH
+	} {
+		os.Args[0] = c.arg0
+		if got, err := invokedExe(); err != nil || got != c.want {
+			t.Errorf("argv[0] %q: invokedExe() = %q, %v; want %q", c.arg0, got, err, c.want)
+		}
+	}
+	// Relative: to the working directory when Run starts.
+	t.Chdir(filepath.Dir(link))
+	os.Args[0] = "./current"
+	if got, err := invokedExe(); err != nil || got != link {
+		t.Errorf("argv[0] ./current in %s: invokedExe() = %q, %v; want %q", filepath.Dir(link), got, err, link)
 	}
 }

@@ -16,7 +16,10 @@ import (
 )
 
 // listenSockets opens n listening sockets on addr, with SO_REUSEPORT when
-// reuse, and returns them as plain files (the master never accepts on them).
+// reuse, and returns them as plain files (the master never accepts on them)
+// with the address they are bound to. The first socket is bound to addr,
+// the others to the address it got: with port 0, every slot listens on the
+// one port the kernel chose for the first.
 func listenSockets(addr string, n int, shareExisting, reuse bool) ([]*os.File, net.Addr, error) {
 	if !shareExisting {
 		// A plain bind fails where anything listens, SO_REUSEPORT or not, so
@@ -34,6 +37,9 @@ func listenSockets(addr string, n int, shareExisting, reuse bool) ([]*os.File, n
 	var files []*os.File
 	var bound net.Addr
 	for range n {
+		if bound != nil {
+			addr = bound.String()
+		}
 		ln, err := lc.Listen(context.Background(), "tcp", addr)
 		if err != nil {
 			closeFiles(files)

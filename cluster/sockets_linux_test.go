@@ -63,7 +63,8 @@ func TestHandingSocketsOnKeepsWorkersNonBlocking(t *testing.T) {
 }
 
 // A port in use is refused (unless ShareExisting), and the sockets of one
-// master share the port.
+// master share the port: with port 0 too, where the first socket's
+// ephemeral port is every other's.
 func TestListenSockets(t *testing.T) {
 	sockets, addr, err := listenSockets("127.0.0.1:0", 3, false, true)
 	if err != nil {
@@ -72,6 +73,17 @@ func TestListenSockets(t *testing.T) {
 	defer closeFiles(sockets)
 	if len(sockets) != 3 {
 		t.Fatalf("%d sockets, want 3", len(sockets))
+	}
+	for i, f := range sockets {
+		ln, err := net.FileListener(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ln.Addr().String()
+		ln.Close()
+		if got != addr.String() {
+			t.Errorf("socket of slot %d is bound to %s, want %s (the address the master reports)", i+1, got, addr)
+		}
 	}
 	if _, _, err := listenSockets(addr.String(), 1, false, true); err == nil {
 		t.Error("a second master bound a port in use")

@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -97,15 +98,22 @@ func (l *loop) spawn(s *slot) (*child, error) {
 // env, so that a worker's own children (or a master started by a worker)
 // never take them for theirs.
 func withoutWorkerEnv(env []string, prefix string) []string {
+	names := make([]string, len(envNames))
+	for i, n := range envNames {
+		names[i] = prefix + n
+	}
+	return withoutVars(env, names...)
+}
+
+// withoutVars returns env ("NAME=value" entries) without the variables
+// named.
+func withoutVars(env []string, names ...string) []string {
 	out := make([]string, 0, len(env))
-next:
 	for _, kv := range env {
-		for _, name := range envNames {
-			if strings.HasPrefix(kv, prefix+name+"=") {
-				continue next
-			}
+		name, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(names, name) {
+			out = append(out, kv)
 		}
-		out = append(out, kv)
 	}
 	return out
 }

@@ -26,8 +26,9 @@ type Worker struct {
 	lifeline *os.File         // the master's commands; EOF when it is gone; nil in-process
 	slots    map[int]*os.File // every slot's socket, by slot, for adoption
 	readyMu  sync.Mutex       // guards ready
-	mu       sync.Mutex       // guards srv, want, adopted
+	mu       sync.Mutex       // guards srv, accepting, want, adopted
 	srv      *drain.Server    // what adopted sockets are served by, once Serve runs
+	accepts  *slotListener    // what Listeners returned, once called; adopted sockets are accepted there without Serve
 	want     map[int]bool     // slots the master asked this worker to adopt
 	adopted  map[int]func()   // slots served now, and how to stop
 }
@@ -39,8 +40,31 @@ func (w *Worker) ID() int { return w.id }
 // Listeners are the slot's listening sockets, to serve on (never to close
 // early: the master keeps its copies, and the port stays open). Serve
 // uses them; a worker serving another protocol accepts on them itself and
-// calls Ready.
-func (w *Worker) Listeners() []net.Listener { return w.lns }
+// calls Ready. Their Accept also yields the connections of the slots the
+// master has this worker adopt (their workers are down), as Serve serves
+// them: any server built on Listeners adopts.
+func (w *Worker) Listeners() []net.Listener {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.accepts == nil {
+		w.accepts = newSlotListener(w.lns[0])
+		for k := range w.want {
+			w.adoptLocked(k)
+		}
+	}
+	return append([]net.Listener{w.accepts}, w.lns[1:]...)
+}
+
+// closeListeners closes what Listeners returned, if it was called: its
+// goroutines end with the worker.
+func (w *Worker) closeListeners() {
+	w.mu.Lock()
+	l := w.accepts
+	w.mu.Unlock()
+	if l != nil {
+		_ = l.Close()
+	}
+}
 
 // Ready tells the master that this worker serves. During a rolling reload
 // the master stops the old worker of a slot only once the new one is ready.
@@ -177,9 +201,10 @@ func (w *Worker) obey() {
 	}
 }
 
-// adoptLocked serves slot k's socket, once Serve has a server. w.mu is held.
+// adoptLocked serves slot k's socket, once Serve has a server, or accepts
+// on it in what Listeners returned, once that was called. w.mu is held.
 func (w *Worker) adoptLocked(k int) {
-	if w.srv == nil || w.adopted[k] != nil {
+	if (w.srv == nil && w.accepts == nil) || w.adopted[k] != nil {
 		return
 	}
 	ln, err := net.FileListener(w.slots[k]) // a duplicate: closing it leaves the master's socket open
@@ -190,7 +215,11 @@ func (w *Worker) adoptLocked(k int) {
 	if w.adopted == nil {
 		w.adopted = map[int]func(){}
 	}
-	w.adopted[k] = w.srv.ServeListener(ln)
+	if w.srv != nil {
+		w.adopted[k] = w.srv.ServeListener(ln)
+	} else {
+		w.adopted[k] = w.accepts.adopt(k, ln)
+	}
 }
 
 // errNotWorker: the environment does not name this process a worker.

@@ -124,7 +124,9 @@ func (n *Notifier) Watchdog() error {
 }
 
 // Notify sends one datagram of VAR=value fields, one per line, as
-// sd_notify(3) does. It does nothing when notifications are disabled.
+// sd_notify(3) does. It does nothing when notifications are disabled. It
+// never waits: when the socket's queue is full (systemd is not reading it)
+// the message is dropped and the error wraps [ErrDropped].
 func (n *Notifier) Notify(fields ...string) error {
 	if n.addr == "" || len(fields) == 0 {
 		return nil
@@ -136,7 +138,7 @@ func (n *Notifier) Notify(fields ...string) error {
 		return fmt.Errorf("sd_notify: %w", err)
 	}
 	defer c.Close()
-	if _, err := c.Write([]byte(strings.Join(fields, "\n"))); err != nil {
+	if err := writeNow(c, []byte(strings.Join(fields, "\n"))); err != nil {
 		return fmt.Errorf("sd_notify %s: %w", n.addr, err)
 	}
 	return nil
@@ -150,3 +152,8 @@ func withStatus(status string, fields ...string) []string {
 	}
 	return append(fields, "STATUS="+strings.NewReplacer("\r", " ", "\n", " ").Replace(status))
 }
+
+// ErrDropped is wrapped by Notify's error when the notification socket's
+// queue is full (systemd not reading it): the message was dropped rather
+// than block the caller.
+var ErrDropped = errors.New("socket queue full; message dropped")

@@ -172,3 +172,34 @@ func TestNotifierWatchdog(t *testing.T) {
 		t.Errorf("read after the pings: %d bytes, %v; want a timeout (nothing more sent)", n, err)
 	}
 }
+
+// A notify socket nobody reads (a stuck or gone-away service manager) must
+// never block the sender: once its queue is full, Notify returns an error
+// saying the message was dropped, at once.
+func TestNotifyNeverBlocksOnASocketNobodyReads(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "notify")
+	notifySocket(t, name) // bound, never read
+	n, err := NewNotifier(MapEnv(map[string]string{"NOTIFY_SOCKET": name}, 42))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const sends = 500 // far more than a unix datagram queue holds
+	done := make(chan error, 1)
+	go func() {
+		var last error
+		for i := range sends {
+			if err := n.Status("message " + strconv.Itoa(i)); err != nil {
+				last = err
+			}
+		}
+		done <- last
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrDropped) {
+			t.Errorf("the last failed Notify on a full socket = %v, want an error wrapping ErrDropped", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%d notifications to a socket nobody reads did not return in 20s: Notify blocks", sends)
+	}
+}

@@ -8,12 +8,20 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/lbserver/lbserver/cluster"
 	"github.com/lbserver/lbserver/internal/config"
 )
 
 func main() {
+	// SIGHUP first: lbserver does slow work (hashing its own executable)
+	// before cluster.Run takes SIGHUP as a reload, and a SIGHUP then (a
+	// unit's ExecReload right after its start) must not end it. Never read:
+	// Run takes its own copy.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
 	// The first SIGINT/SIGTERM cancels ctx (drain); a second one closes force.
 	ctx, force, stop := cluster.Signals(context.Background())
 	err := run(ctx, force, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)

@@ -178,8 +178,7 @@ func runCluster(ctx context.Context, force <-chan struct{}, cfg config.Config, e
 		StopTimeout:   cfg.DrainTimeout + 5*time.Second,
 		Force:         force,
 		EnvPrefix:     "LBSERVER_",
-		Exe:           exe,
-		Args:          cfg.Args,
+		Args:          cfg.Args, // Exe: the path lbserver was started by, symlinks kept (a symlink deploy)
 	}
 	id := cc.WorkerID() // 0 in the master
 	if id > 0 {
