@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,11 +24,21 @@ import (
 // Only a process of the master's user, or root, is answered.
 func Reload(ctx context.Context, pid int) error {
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", controlAddr(pid))
+	nc, err := d.DialContext(ctx, "unix", controlAddr(pid))
 	if err != nil {
 		return fmt.Errorf("no cluster master with pid %d answers (%w)", pid, err)
 	}
-	defer c.Close()
+	defer nc.Close()
+	c := nc.(*net.UnixConn)
+	// Any user can bind an abstract name: the answer counts only from the
+	// process asked for, of our user or root.
+	cred, err := peerCred(c)
+	if err != nil {
+		return fmt.Errorf("master %d: check who answers: %w", pid, err)
+	}
+	if int(cred.Pid) != pid || !uidAllowed(cred.Uid) {
+		return fmt.Errorf("%w: the control socket of pid %d is held by pid %d (uid %d), not the master", ErrNotMaster, pid, cred.Pid, cred.Uid)
+	}
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
 	defer stop()
 	if _, err := c.Write([]byte("reload\n")); err != nil {
@@ -56,9 +67,10 @@ func Reload(ctx context.Context, pid int) error {
 // serveControl listens on the master's control socket and serves it until
 // the returned func is called (after the loop has returned).
 func (l *loop) serveControl() (stop func(), err error) {
-	ln, err := net.Listen("unix", controlAddr(os.Getpid()))
+	name := controlAddr(os.Getpid())
+	ln, err := net.Listen("unix", name)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("control socket %s: %w", name, err)
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -113,20 +125,48 @@ func (l *loop) control(c *net.UnixConn) {
 // peerAllowed admits the master's own user and root: any process of the
 // network namespace can connect to an abstract socket.
 func peerAllowed(c *net.UnixConn) error {
-	raw, err := c.SyscallConn()
+	cred, err := peerCred(c)
 	if err != nil {
 		return err
+	}
+	if !uidAllowed(cred.Uid) {
+		return fmt.Errorf("uid %d may not control this master", cred.Uid)
+	}
+	return nil
+}
+
+// uidAllowed reports whether uid is this process's user or root.
+func uidAllowed(uid uint32) bool { return uid == 0 || int(uid) == os.Getuid() }
+
+// peerCred returns the credentials of the process at the other end of c
+// (for a connection we dialled: the process that listened), with its pid
+// as seen from our pid namespace.
+func peerCred(c *net.UnixConn) (*unix.Ucred, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
 	}
 	var cred *unix.Ucred
 	var cerr error
 	if err := raw.Control(func(fd uintptr) { cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) }); err != nil {
-		return err
+		return nil, err
 	}
-	if cerr != nil {
-		return cerr
+	return cred, cerr
+}
+
+// controlAddr is the abstract unix socket (nothing on disk) on which the
+// master of process pid takes control commands. Abstract names belong to
+// the network namespace, which containers with pid namespaces of their own
+// may share (each with its pid 1): the name carries the pid namespace's
+// inode too, so that it is unique to one process, and a client computes
+// the same name only from inside the master's pid namespace, where pid
+// means that master.
+func controlAddr(pid int) string {
+	ns := "0"
+	if l, err := os.Readlink("/proc/self/ns/pid"); err == nil { // "pid:[4026531836]"
+		if i, j := strings.IndexByte(l, '['), strings.IndexByte(l, ']'); i >= 0 && j > i {
+			ns = l[i+1 : j]
+		}
 	}
-	if cred.Uid != 0 && int(cred.Uid) != os.Getuid() {
-		return fmt.Errorf("uid %d may not control this master", cred.Uid)
-	}
-	return nil
+	return "@cluster-master-" + ns + "-" + strconv.Itoa(pid)
 }

@@ -198,11 +198,13 @@ func Run(ctx context.Context, cfg Config, fn func(ctx context.Context, w *Worker
 	defer m.close()
 	m.l.hup = hup
 	m.l.sd = sd
-	if stop, err := m.l.serveControl(); err != nil {
-		cfg.Logger.Warn("no control socket: reload commands (cluster.Reload) will not reach this master", "err", err)
-	} else {
-		defer stop() // after the loop has returned: waiting commands are answered
+	// Without its control socket, reload commands (Reload) would not reach
+	// this master, or would reach whoever holds the name: fail.
+	stopControl, err := m.l.serveControl()
+	if err != nil {
+		return fmt.Errorf("master: %w (is another process holding it?)", err)
 	}
+	defer stopControl() // after the loop has returned: waiting commands are answered
 	if cfg.Master != nil {
 		stop, err := cfg.Master(m)
 		if err != nil {

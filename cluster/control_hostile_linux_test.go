@@ -1,0 +1,230 @@
+package cluster
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Tests of what a local user who is not the master's can do to it, run as
+// that user (nobody): a copy of this test binary, re-executed with
+// CLUSTER_TEST_HOSTILE set, plays the part (see init below).
+
+const hostileEnv = "CLUSTER_TEST_HOSTILE"
+
+// init runs the hostile helper when this test binary is re-executed as one:
+//
+//	fake-master NAME: listen on the abstract unix socket NAME (this process's
+//	own control socket name when NAME is empty), say "listening NAME" on
+//	stdout, and answer every command with "ok", as a master whose reload
+//	finished would.
+//	dial NAME PATH: connect to unix socket NAME, send "GET PATH", print
+//	what comes back (or "refused: ERR").
+func init() {
+	v := os.Getenv(hostileEnv)
+	if v == "" {
+		return
+	}
+	os.Exit(hostileMain(strings.Fields(v), os.Stdout))
+}
+
+func hostileMain(args []string, out io.Writer) int {
+	switch {
+	case len(args) >= 1 && args[0] == "fake-master":
+		name := controlAddr(os.Getpid())
+		if len(args) > 1 {
+			name = args[1]
+		}
+		ln, err := net.Listen("unix", name)
+		if err != nil {
+			fmt.Fprintln(out, "error", err)
+			return 1
+		}
+		fmt.Fprintln(out, "listening", name)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return 1
+			}
+			go func() {
+				defer c.Close()
+				_, _ = bufio.NewReader(c).ReadString('\n')
+				fmt.Fprintln(c, "ok")
+			}()
+		}
+	case len(args) == 3 && args[0] == "dial":
+		c, err := net.DialTimeout("unix", args[1], 5*time.Second)
+		if err != nil {
+			fmt.Fprintln(out, "refused:", err)
+			return 0
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", args[2])
+		b, err := io.ReadAll(c)
+		if len(b) == 0 {
+			fmt.Fprintln(out, "refused: no answer:", err)
+			return 0
+		}
+		fmt.Fprintf(out, "%s", b)
+		return 0
+	}
+	fmt.Fprintln(out, "bad", hostileEnv, args)
+	return 2
+}
+
+// needRoot skips a test that must switch users, except in CI (which runs
+// as root: there a skip would hide the test).
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Getuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("this test needs root (to run a helper as nobody); CI runs as root")
+	}
+	t.Skip("needs root, to run a helper as nobody")
+}
+
+// nobody returns nobody's uid and gid.
+func nobody(t *testing.T) (uint32, uint32) {
+	t.Helper()
+	uid, gid := uint32(65534), uint32(65534)
+	if u, err := user.Lookup("nobody"); err == nil {
+		if n, err := strconv.Atoi(u.Uid); err == nil {
+			uid = uint32(n)
+		}
+		if n, err := strconv.Atoi(u.Gid); err == nil {
+			gid = uint32(n)
+		}
+	}
+	return uid, gid
+}
+
+// hostileBinary copies this test binary into a folder anyone can read and
+// enter (the build cache and a 0700 home are not), for nobody to run.
+func hostileBinary(t *testing.T) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "cluster-hostile-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "hostile")
+	if err := os.WriteFile(path, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// startHostile starts the helper with args, as nobody (asNobody) or in a pid
+// namespace of its own (newPidNS), and returns its first stdout line; it is
+// killed when the test ends.
+func startHostile(t *testing.T, asNobody, newPidNS bool, args ...string) string {
+	t.Helper()
+	needRoot(t)
+	cmd := exec.Command(hostileBinary(t))
+	cmd.Env = append(os.Environ(), hostileEnv+"="+strings.Join(args, " "))
+	cmd.Stderr = os.Stderr
+	attr := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if asNobody {
+		uid, gid := nobody(t)
+		attr.Credential = &syscall.Credential{Uid: uid, Gid: gid}
+	}
+	if newPidNS {
+		attr.Cloneflags = syscall.CLONE_NEWPID
+	}
+	cmd.SysProcAttr = attr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("hostile helper %v: no first line: %v", args, err)
+	}
+	return strings.TrimSpace(line)
+}
+
+// A local user (nobody) who binds a master's control socket name before
+// the master does cannot make Reload report a reload that never happened:
+// Reload checks who answers (SO_PEERCRED: the pid it asked for, our uid or
+// root).
+func TestReloadRefusesAnImpostor(t *testing.T) {
+	name := controlAddr(os.Getpid())
+	if got := startHostile(t, true, false, "fake-master", name); got != "listening "+name {
+		t.Fatalf("helper as nobody: %q, want it listening on %s", got, name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := Reload(ctx, os.Getpid())
+	if err == nil {
+		t.Fatal("Reload = nil: a reload reported done by nobody's impostor socket, want an error")
+	}
+	if !strings.Contains(err.Error(), "not the master") {
+		t.Errorf("Reload = %v, want it to say the socket is not the master's", err)
+	}
+	t.Logf("Reload: %v", err)
+}
+
+// A master whose control socket name is taken does not run on silently
+// (reload commands would never reach it, or reach the squatter): Run fails
+// at once and says why, before starting a worker.
+func TestRunFailsWhenItsControlSocketIsTaken(t *testing.T) {
+	name := controlAddr(os.Getpid())
+	startHostile(t, true, false, "fake-master", name)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	err := Run(ctx, Config{Addr: "127.0.0.1:0", Workers: 1, Exe: "/nonexistent"},
+		func(context.Context, *Worker) error { t.Error("the worker function ran in the master"); return nil })
+	if err == nil || !strings.Contains(err.Error(), "control socket") {
+		t.Fatalf("Run with its control socket taken = %v, want an error about the control socket", err)
+	}
+	if ctx.Err() != nil {
+		t.Errorf("Run returned only when its context ended (%v), want at once", err)
+	}
+	t.Logf("Run: %v", err)
+}
+
+// Masters in different pid namespaces (containers on one network
+// namespace, each maybe pid 1) have different control socket names:
+// Reload(1) here cannot reach the pid 1 of another pid namespace.
+func TestReloadDoesNotReachAnotherPidNamespace(t *testing.T) {
+	got := startHostile(t, false, true, "fake-master")
+	if !strings.HasPrefix(got, "listening ") {
+		t.Fatalf("helper in a new pid namespace: %q", got)
+	}
+	t.Logf("pid 1 of a new pid namespace %s; here Reload(1) dials %s", got, controlAddr(1))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := Reload(ctx, 1)
+	if err == nil || !strings.Contains(err.Error(), "no cluster master with pid 1") {
+		t.Fatalf("Reload(1) = %v, want 'no cluster master with pid 1' (the other namespace's pid 1 is not ours)", err)
+	}
+}
