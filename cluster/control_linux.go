@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -72,18 +73,49 @@ func (l *loop) serveControl() (stop func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("control socket %s: %w", name, err)
 	}
+	return l.serveControlOn(ln), nil
+}
+
+// serveControlOn serves control commands on ln until the returned func is
+// called; it closes ln.
+func (l *loop) serveControlOn(ln net.Listener) (stop func()) {
 	var wg sync.WaitGroup
+	closed := make(chan struct{})
 	wg.Go(func() {
+		var pause time.Duration
 		for {
 			c, err := ln.Accept()
 			if err != nil {
-				return // closed
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				// Anything else (EMFILE, ENFILE, ENOBUFS, ECONNABORTED) may
+				// pass: try again after a pause that doubles up to a second,
+				// as net/http's Server.Serve does.
+				pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+				t := time.NewTimer(pause)
+				select {
+				case <-t.C:
+				case <-closed:
+					t.Stop()
+					return
+				}
+				continue
 			}
-			wg.Go(func() { l.control(c.(*net.UnixConn)) })
+			pause = 0
+			uc, ok := c.(*net.UnixConn)
+			if !ok {
+				_ = c.Close()
+				continue
+			}
+			wg.Go(func() { l.control(uc) })
 		}
 	})
-	return func() { ln.Close(); wg.Wait() }, nil
+	return func() { close(closed); ln.Close(); wg.Wait() }
 }
+
+// maxControlLine bounds a control command's line ("reload\n" is 7 bytes).
+const maxControlLine = 256
 
 // control answers one control connection: "reload" waits for the reload's
 // end; the answer is one line ("ok", "aborted WHY", "stopping", "error WHY").
@@ -94,7 +126,11 @@ func (l *loop) control(c *net.UnixConn) {
 		fmt.Fprintf(c, "error %v\n", err)
 		return
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	line, err := bufio.NewReader(io.LimitReader(c, maxControlLine)).ReadString('\n')
+	if err == io.EOF && len(line) == maxControlLine {
+		fmt.Fprintf(c, "error command too long (over %d bytes)\n", maxControlLine)
+		return
+	}
 	if err != nil {
 		return
 	}

@@ -222,7 +222,7 @@ func startMasterExtras(cfg config.Config, exe string, m *cluster.Master, log *sl
 		if err != nil {
 			return nil, fmt.Errorf("master metrics: listen on %s: %w", cfg.MasterMetrics, err)
 		}
-		srv = &http.Server{Handler: masterMetricsHandler(m), ReadHeaderTimeout: 5 * time.Second}
+		srv = masterMetricsServer(masterMetricsHandler(m), log)
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
