@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -226,5 +227,61 @@ func TestReloadDoesNotReachAnotherPidNamespace(t *testing.T) {
 	err := Reload(ctx, 1)
 	if err == nil || !strings.Contains(err.Error(), "no cluster master with pid 1") {
 		t.Fatalf("Reload(1) = %v, want 'no cluster master with pid 1' (the other namespace's pid 1 is not ours)", err)
+	}
+}
+
+// A worker's private socket (its name is listed in /proc/net/unix for
+// anyone) answers only its master's user and root: nobody connecting there
+// gets nothing, while the master still reaches the worker.
+func TestPrivateSocketRefusesOtherUsers(t *testing.T) {
+	needRoot(t)
+	ms := make(chan *Master, 1)
+	serving := make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The workers are this test binary again: TestMain (example_linux_test.go)
+	// runs them for EnvPrefix EXAMPLE_, answering "hello from worker N".
+	cfg := Config{Addr: "127.0.0.1:0", Workers: 1, Private: true, EnvPrefix: "EXAMPLE_", Stdout: io.Discard,
+		Master: func(m *Master) (func(), error) { ms <- m; return nil, nil },
+		OnEvent: func(e Event) {
+			if e.Kind == EventServing {
+				select {
+				case serving <- struct{}{}:
+				default:
+				}
+			}
+		}}
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, cfg, func(context.Context, *Worker) error { return fmt.Errorf("the worker function ran in the master") })
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	m := <-ms
+	select {
+	case <-serving:
+	case err := <-done:
+		t.Fatalf("Run = %v before its workers served", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the workers were not serving within 30s")
+	}
+	w := m.Workers()[0]
+	if w.Private == "" {
+		t.Fatal("no private socket with Config.Private")
+	}
+	got := startHostile(t, true, false, "dial", w.Private, "/")
+	if strings.Contains(got, "hello") || strings.HasPrefix(got, "HTTP/") {
+		t.Errorf("nobody on the worker's private socket %s got %q, want no answer", w.Private, got)
+	} else {
+		t.Logf("nobody on %s: %s", w.Private, got)
+	}
+	c := &http.Client{Transport: PrivateTransport(w.Private), Timeout: 10 * time.Second}
+	resp, err := c.Get("http://worker/")
+	if err != nil {
+		t.Fatalf("the master's own user on the private socket: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.HasPrefix(string(body), "hello from worker") {
+		t.Errorf("the master's own user on the private socket got %q, want the worker's answer", body)
 	}
 }

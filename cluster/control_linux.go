@@ -206,3 +206,31 @@ func controlAddr(pid int) string {
 	}
 	return "@cluster-master-" + ns + "-" + strconv.Itoa(pid)
 }
+
+// ownersOnly is a unix listener that accepts only connections from this
+// process's user or root (an abstract socket's name is listed in
+// /proc/net/unix, and anyone in the network namespace can connect to it):
+// others are closed at once, unanswered.
+type ownersOnly struct{ *net.UnixListener }
+
+func (l ownersOnly) Accept() (net.Conn, error) {
+	for {
+		c, err := l.AcceptUnix()
+		if err != nil {
+			return nil, err
+		}
+		if err := peerAllowed(c); err == nil {
+			return c, nil
+		}
+		_ = c.Close()
+	}
+}
+
+// onlyOwners restricts ln, a unix listener, to this process's user and
+// root; any other listener is returned as it is.
+func onlyOwners(ln net.Listener) net.Listener {
+	if ul, ok := ln.(*net.UnixListener); ok {
+		return ownersOnly{ul}
+	}
+	return ln
+}

@@ -83,7 +83,8 @@
 // it again). With Config.Private, each worker also serves on a unix socket
 // of Linux's abstract namespace that the master can reach
 // (WorkerInfo.Private, PrivateTransport), e.g. to gather every worker's
-// metrics. Neither leaves anything on disk: a master killed by SIGKILL
+// metrics; only processes of the master's user and root are accepted
+// there, as on the master's control socket (Reload). Neither leaves anything on disk: a master killed by SIGKILL
 // leaves no file behind, and its workers, reading EOF on their lifeline,
 // drain and exit.
 //

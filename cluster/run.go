@@ -51,9 +51,11 @@ type Config struct {
 	// Private gives each worker a second, private listener (a unix socket
 	// in Linux's abstract namespace, nothing on disk) on which Serve serves
 	// too; the master reaches a worker there at WorkerInfo.Private, e.g. to
-	// gather every worker's metrics. Any local process of the same network
-	// namespace can connect to it too: serve nothing there that the public
-	// port does not.
+	// gather every worker's metrics. Its name is listed in /proc/net/unix,
+	// but the worker accepts there only processes of its own user and root
+	// (SO_PEERCRED); a request that arrives there carries a *net.UnixAddr
+	// as its http.LocalAddrContextKey, so a handler can serve there only
+	// what the master needs.
 	Private bool
 
 	ReadyTimeout time.Duration // a reload's new worker must be ready within it; default 15s

@@ -196,7 +196,7 @@ func runCluster(ctx context.Context, force <-chan struct{}, cfg config.Config, e
 		spareP()
 		srv := newServer(cfg, w.ID(), build, log)
 		srv.SetReady(true) // /healthz answers once Serve accepts
-		err := w.Serve(ctx, httpServer(srv, log))
+		err := w.Serve(ctx, httpServer(masterOnly(srv), log))
 		log.Info("stopped")
 		return err
 	})
