@@ -64,6 +64,27 @@ func hostileMain(args []string, out io.Writer) int {
 				fmt.Fprintln(c, "ok")
 			}()
 		}
+	case len(args) == 2 && args[0] == "guard":
+		// A socket guarded as the master guards its own: each peer is told
+		// whether it would be admitted.
+		ln, err := net.Listen("unix", args[1])
+		if err != nil {
+			fmt.Fprintln(out, "error", err)
+			return 1
+		}
+		fmt.Fprintln(out, "listening", args[1])
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return 1
+			}
+			if err := peerAllowed(c.(*net.UnixConn)); err != nil {
+				fmt.Fprintln(c, "refused:", err)
+			} else {
+				fmt.Fprintln(c, "admitted")
+			}
+			c.Close()
+		}
 	case len(args) == 3 && args[0] == "dial":
 		c, err := net.DialTimeout("unix", args[1], 5*time.Second)
 		if err != nil {
@@ -284,4 +305,29 @@ func TestPrivateSocketRefusesOtherUsers(t *testing.T) {
 	if !strings.HasPrefix(string(body), "hello from worker") {
 		t.Errorf("the master's own user on the private socket got %q, want the worker's answer", body)
 	}
+}
+
+// A process of another pid namespace (one the master cannot see into: its
+// pid reads 0 there), even root's, is not admitted on a master's sockets:
+// a container's master takes control commands only from its own pid
+// namespace.
+func TestControlRefusesAnotherPidNamespace(t *testing.T) {
+	name := "@cluster-test-guard-" + strconv.Itoa(os.Getpid())
+	if got := startHostile(t, false, true, "guard", name); got != "listening "+name {
+		t.Fatalf("guard in a new pid namespace: %q", got)
+	}
+	c, err := net.Dial("unix", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(line, "refused:") {
+		t.Errorf("root of the parent pid namespace on a socket guarded in a child one: %q, want refused", strings.TrimSpace(line))
+	}
+	t.Logf("%s", strings.TrimSpace(line))
 }

@@ -158,8 +158,10 @@ func (l *loop) control(c *net.UnixConn) {
 	}
 }
 
-// peerAllowed admits the master's own user and root: any process of the
-// network namespace can connect to an abstract socket.
+// peerAllowed admits the master's own user and root, from this pid
+// namespace or one below it: any process of the network namespace can
+// connect to an abstract socket, also from another container's pid
+// namespace (its pid reads 0 here).
 func peerAllowed(c *net.UnixConn) error {
 	cred, err := peerCred(c)
 	if err != nil {
@@ -167,6 +169,9 @@ func peerAllowed(c *net.UnixConn) error {
 	}
 	if !uidAllowed(cred.Uid) {
 		return fmt.Errorf("uid %d may not control this master", cred.Uid)
+	}
+	if cred.Pid == 0 {
+		return errors.New("a process of another pid namespace may not control this master")
 	}
 	return nil
 }
