@@ -3,7 +3,6 @@ package cluster
 import (
 	"errors"
 	"fmt"
-	"strconv"
 )
 
 // A rolling reload asked for by a control command (Reload, from another
@@ -15,6 +14,11 @@ import (
 // was given up (a new worker exited or was not ready in time); the old
 // workers serve on.
 var ErrReloadAborted = errors.New("rolling reload aborted")
+
+// ErrNotMaster is wrapped by Reload's error when the process that answers
+// on the master's control socket is not that master (another process, or
+// another user's, took its name).
+var ErrNotMaster = errors.New("not the cluster master")
 
 // ErrMasterStopping is wrapped by Reload's error when the master began to
 // stop before the reload could finish.
@@ -62,7 +66,3 @@ func (w *reloadWaits) answer(list *[]chan error, err error) {
 	}
 	*list = nil
 }
-
-// controlAddr is the abstract unix socket (nothing on disk) on which the
-// master of process pid takes control commands.
-func controlAddr(pid int) string { return "@cluster-master-" + strconv.Itoa(pid) }

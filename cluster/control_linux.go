@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,11 +25,21 @@ import (
 // Only a process of the master's user, or root, is answered.
 func Reload(ctx context.Context, pid int) error {
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", controlAddr(pid))
+	nc, err := d.DialContext(ctx, "unix", controlAddr(pid))
 	if err != nil {
 		return fmt.Errorf("no cluster master with pid %d answers (%w)", pid, err)
 	}
-	defer c.Close()
+	defer nc.Close()
+	c := nc.(*net.UnixConn)
+	// Any user can bind an abstract name: the answer counts only from the
+	// process asked for, of our user or root.
+	cred, err := peerCred(c)
+	if err != nil {
+		return fmt.Errorf("master %d: check who answers: %w", pid, err)
+	}
+	if int(cred.Pid) != pid || !uidAllowed(cred.Uid) {
+		return fmt.Errorf("%w: the control socket of pid %d is held by pid %d (uid %d), not the master", ErrNotMaster, pid, cred.Pid, cred.Uid)
+	}
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
 	defer stop()
 	if _, err := c.Write([]byte("reload\n")); err != nil {
@@ -56,22 +68,54 @@ func Reload(ctx context.Context, pid int) error {
 // serveControl listens on the master's control socket and serves it until
 // the returned func is called (after the loop has returned).
 func (l *loop) serveControl() (stop func(), err error) {
-	ln, err := net.Listen("unix", controlAddr(os.Getpid()))
+	name := controlAddr(os.Getpid())
+	ln, err := net.Listen("unix", name)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("control socket %s: %w", name, err)
 	}
+	return l.serveControlOn(ln), nil
+}
+
+// serveControlOn serves control commands on ln until the returned func is
+// called; it closes ln.
+func (l *loop) serveControlOn(ln net.Listener) (stop func()) {
 	var wg sync.WaitGroup
+	closed := make(chan struct{})
 	wg.Go(func() {
+		var pause time.Duration
 		for {
 			c, err := ln.Accept()
 			if err != nil {
-				return // closed
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				// Anything else (EMFILE, ENFILE, ENOBUFS, ECONNABORTED) may
+				// pass: try again after a pause that doubles up to a second,
+				// as net/http's Server.Serve does.
+				pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+				t := time.NewTimer(pause)
+				select {
+				case <-t.C:
+				case <-closed:
+					t.Stop()
+					return
+				}
+				continue
 			}
-			wg.Go(func() { l.control(c.(*net.UnixConn)) })
+			pause = 0
+			uc, ok := c.(*net.UnixConn)
+			if !ok {
+				_ = c.Close()
+				continue
+			}
+			wg.Go(func() { l.control(uc) })
 		}
 	})
-	return func() { ln.Close(); wg.Wait() }, nil
+	return func() { close(closed); ln.Close(); wg.Wait() }
 }
+
+// maxControlLine bounds a control command's line ("reload\n" is 7 bytes).
+const maxControlLine = 256
 
 // control answers one control connection: "reload" waits for the reload's
 // end; the answer is one line ("ok", "aborted WHY", "stopping", "error WHY").
@@ -82,7 +126,11 @@ func (l *loop) control(c *net.UnixConn) {
 		fmt.Fprintf(c, "error %v\n", err)
 		return
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	line, err := bufio.NewReader(io.LimitReader(c, maxControlLine)).ReadString('\n')
+	if err == io.EOF && len(line) == maxControlLine {
+		fmt.Fprintf(c, "error command too long (over %d bytes)\n", maxControlLine)
+		return
+	}
 	if err != nil {
 		return
 	}
@@ -110,23 +158,84 @@ func (l *loop) control(c *net.UnixConn) {
 	}
 }
 
-// peerAllowed admits the master's own user and root: any process of the
-// network namespace can connect to an abstract socket.
+// peerAllowed admits the master's own user and root, from this pid
+// namespace or one below it: any process of the network namespace can
+// connect to an abstract socket, also from another container's pid
+// namespace (its pid reads 0 here).
 func peerAllowed(c *net.UnixConn) error {
-	raw, err := c.SyscallConn()
+	cred, err := peerCred(c)
 	if err != nil {
 		return err
+	}
+	if !uidAllowed(cred.Uid) {
+		return fmt.Errorf("uid %d may not control this master", cred.Uid)
+	}
+	if cred.Pid == 0 {
+		return errors.New("a process of another pid namespace may not control this master")
+	}
+	return nil
+}
+
+// uidAllowed reports whether uid is this process's user or root.
+func uidAllowed(uid uint32) bool { return uid == 0 || int(uid) == os.Getuid() }
+
+// peerCred returns the credentials of the process at the other end of c
+// (for a connection we dialled: the process that listened), with its pid
+// as seen from our pid namespace.
+func peerCred(c *net.UnixConn) (*unix.Ucred, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
 	}
 	var cred *unix.Ucred
 	var cerr error
 	if err := raw.Control(func(fd uintptr) { cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) }); err != nil {
-		return err
+		return nil, err
 	}
-	if cerr != nil {
-		return cerr
+	return cred, cerr
+}
+
+// controlAddr is the abstract unix socket (nothing on disk) on which the
+// master of process pid takes control commands. Abstract names belong to
+// the network namespace, which containers with pid namespaces of their own
+// may share (each with its pid 1): the name carries the pid namespace's
+// inode too, so that it is unique to one process, and a client computes
+// the same name only from inside the master's pid namespace, where pid
+// means that master.
+func controlAddr(pid int) string {
+	ns := "0"
+	if l, err := os.Readlink("/proc/self/ns/pid"); err == nil { // "pid:[4026531836]"
+		if i, j := strings.IndexByte(l, '['), strings.IndexByte(l, ']'); i >= 0 && j > i {
+			ns = l[i+1 : j]
+		}
 	}
-	if cred.Uid != 0 && int(cred.Uid) != os.Getuid() {
-		return fmt.Errorf("uid %d may not control this master", cred.Uid)
+	return "@cluster-master-" + ns + "-" + strconv.Itoa(pid)
+}
+
+// ownersOnly is a unix listener that accepts only connections from this
+// process's user or root (an abstract socket's name is listed in
+// /proc/net/unix, and anyone in the network namespace can connect to it):
+// others are closed at once, unanswered.
+type ownersOnly struct{ *net.UnixListener }
+
+func (l ownersOnly) Accept() (net.Conn, error) {
+	for {
+		c, err := l.AcceptUnix()
+		if err != nil {
+			return nil, err
+		}
+		if err := peerAllowed(c); err == nil {
+			return c, nil
+		}
+		_ = c.Close()
 	}
-	return nil
+}
+
+// onlyOwners restricts ln, a unix listener, to this process's user and
+// root; any other listener is returned as it is.
+func onlyOwners(ln net.Listener) net.Listener {
+	if ul, ok := ln.(*net.UnixListener); ok {
+		return ownersOnly{ul}
+	}
+	return ln
 }

@@ -123,9 +123,10 @@
 // it again). With Config.Private, each worker also serves on a unix socket
 // of Linux's abstract namespace that the master can reach
 // (WorkerInfo.Private, PrivateTransport), e.g. to gather every worker's
-// metrics. Neither leaves anything on disk: a master killed by SIGKILL
-// leaves no file behind, and its workers, reading EOF on their lifeline,
-// drain and exit.
+// metrics; only processes of the master's user and root are accepted
+// there, as on the master's control socket (Reload). Neither leaves
+// anything on disk: a master killed by SIGKILL leaves no file behind, and
+// its workers, reading EOF on their lifeline, drain and exit.
 //
 // The master's copies of the sockets are plain (blocking-mode) files:
 // O_NONBLOCK belongs to a socket's open file description, shared by every
@@ -198,9 +199,12 @@
 // is logged).
 //
 // The master also answers Reload(ctx, pid) from other processes, on a unix
-// socket of Linux's abstract namespace named after its pid (nothing on
-// disk; only root and the master's user): a rolling reload whose caller
-// waits for its end, what a unit's ExecReload needs.
+// socket of Linux's abstract namespace named after its pid namespace and
+// pid (nothing on disk; only root and the master's user, from the master's
+// pid namespace): a rolling reload whose caller waits for its end, what a
+// unit's ExecReload needs. Reload checks that the process answering there
+// is that pid, of its user or root (ErrNotMaster otherwise), and a master
+// whose socket name is already taken fails to start.
 //
 // # Platforms
 //

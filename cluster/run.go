@@ -56,9 +56,11 @@ type Config struct {
 	// Private gives each worker a second, private listener (a unix socket
 	// in Linux's abstract namespace, nothing on disk) on which Serve serves
 	// too; the master reaches a worker there at WorkerInfo.Private, e.g. to
-	// gather every worker's metrics. Any local process of the same network
-	// namespace can connect to it too: serve nothing there that the public
-	// port does not.
+	// gather every worker's metrics. Its name is listed in /proc/net/unix,
+	// but the worker accepts there only processes of its own user and root
+	// (SO_PEERCRED); a request that arrives there carries a *net.UnixAddr
+	// as its http.LocalAddrContextKey, so a handler can serve there only
+	// what the master needs.
 	Private bool
 
 	ReadyTimeout time.Duration // every new worker must be ready within it, else it is stopped; default 15s
@@ -247,11 +249,13 @@ func Run(ctx context.Context, cfg Config, fn func(ctx context.Context, w *Worker
 	defer m.close()
 	m.l.hup = hup
 	m.l.sd = sd
-	if stop, err := m.l.serveControl(); err != nil {
-		cfg.Logger.Warn("no control socket: reload commands (cluster.Reload) will not reach this master", "err", err)
-	} else {
-		defer stop() // after the loop has returned: waiting commands are answered
+	// Without its control socket, reload commands (Reload) would not reach
+	// this master, or would reach whoever holds the name: fail.
+	stopControl, err := m.l.serveControl()
+	if err != nil {
+		return fmt.Errorf("master: %w (is another process holding it?)", err)
 	}
+	defer stopControl() // after the loop has returned: waiting commands are answered
 	if cfg.Master != nil {
 		stop, err := cfg.Master(m)
 		if err != nil {

@@ -71,6 +71,7 @@ func workerFromEnv(cfg *Config) (*Worker, error) {
 		if w.private, err = net.FileListener(pf); err != nil {
 			return nil, fmt.Errorf("worker %d: private listener: %w", id, err)
 		}
+		w.private = onlyOwners(w.private) // for the master: its user, or root
 		_ = pf.Close()
 	}
 	if fd, err := fdEnv(envConnTableFD); err != nil {

@@ -277,3 +277,36 @@ func TestBrowserBalancePagePhone(t *testing.T) {
 	browserScreenshot(t, ctx, "balance-phone-dark")
 	browserNoErrors(t, ctx)
 }
+
+// A link with autostart=1 (anyone can send one) starts a bounded run only:
+// it ends by itself after a few hundred requests even when the link asks for
+// no limit or a huge one, and the form shows the bound; a visitor who then
+// presses Start runs as long as they ask.
+func TestBrowserBalanceAutostartIsBounded(t *testing.T) {
+	f := balanceNewFake(t, 2)
+	ctx := browserNew(t, 1100, 900)
+	for _, q := range []string{"limit=0", "limit=100000000", ""} {
+		browserOpen(t, ctx, f.srv.URL+"/balance?path=/api/info&rate=0&concurrency=4&autostart=1&"+q, "#start")
+		var got balanceSnapshot
+		Eventually(t, 60*time.Second, "the autostarted run ("+q+") to end by itself", func() bool {
+			got = browserEval[balanceSnapshot](t, ctx, `window.lbBalance.snapshot()`)
+			return !got.Running && got.Done > 0
+		})
+		if got.Sent > 300 {
+			t.Errorf("autostart with %q sent %d requests, want at most 300", q, got.Sent)
+		}
+		if limit := browserEval[string](t, ctx, `document.getElementById('limit').value`); limit != "300" {
+			t.Errorf("autostart with %q: the form's limit reads %q, want 300 (the bound, shown)", q, limit)
+		}
+		browserNoErrors(t, ctx)
+	}
+	// The visitor presses Start with no limit: no bound.
+	browserEval[bool](t, ctx, `window.lbBalance.start({limit: 0})`)
+	Eventually(t, 60*time.Second, "a run started by the visitor to pass 300 requests", func() bool {
+		return browserEval[balanceSnapshot](t, ctx, `window.lbBalance.snapshot()`).Sent > 600
+	})
+	browserEval[bool](t, ctx, `window.lbBalance.stop()`)
+	Eventually(t, 30*time.Second, "the visitor's run to stop", func() bool {
+		return !browserEval[balanceSnapshot](t, ctx, `window.lbBalance.snapshot()`).Running
+	})
+}

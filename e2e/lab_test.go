@@ -731,7 +731,8 @@ type labHostBar struct {
 func TestNginxLabBrowserBalance(t *testing.T) {
 	l := labStart(t)
 	ctx := browserNew(t, 1100, 1400)
-	browserOpen(t, ctx, l.url+"/balance?path=/api/randoms%3Fcant%3D1000&rate=200&concurrency=16&autostart=1", "#start")
+	browserOpen(t, ctx, l.url+"/balance?path=/api/randoms%3Fcant%3D1000&rate=200&concurrency=16", "#start")
+	browserEval[bool](t, ctx, `window.lbBalance.start({})`) // as a visitor pressing Start: no bound
 	bars := func() map[string]labHostBar {
 		m := map[string]labHostBar{}
 		for _, b := range browserEval[[]labHostBar](t, ctx, `Array.from(document.querySelectorAll('#hosts > li')).map(function (li) {

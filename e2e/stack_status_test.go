@@ -39,6 +39,15 @@ func stackMake(t *testing.T, runDir, target string) (string, int) {
 // bashError is what bash prints for a failed redirection or command.
 var bashError = regexp.MustCompile(`line [0-9]+:|No such file or directory|command not found`)
 
+// stackMarkRunDir marks dir as a run folder scripts/stack.sh made: it
+// refuses, untouched, a RUN_DIR holding files that has no such mark.
+func stackMarkRunDir(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, ".lbserver-stack-run"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A dead pid in a pid file: status and down say so in their own words.
 func TestStackStalePidFiles(t *testing.T) {
 	requireTool(t, "make")
@@ -47,6 +56,7 @@ func TestStackStalePidFiles(t *testing.T) {
 	if err := os.MkdirAll(pids, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	stackMarkRunDir(t, runDir)
 	dead := exec.Command("true")
 	if err := dead.Run(); err != nil {
 		t.Fatal(err)
@@ -95,6 +105,7 @@ func TestStackStatusSeesInstancesStartedByHand(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(runDir, "pids"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	stackMarkRunDir(t, runDir)
 	port := FreePort(t)
 	p := StartLB(t, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--mode", "CLUSTER", "--workers", "2")
 	WaitHTTP(t, p, fmt.Sprintf("http://127.0.0.1:%d/healthz", port), 15*time.Second)

@@ -1,5 +1,6 @@
 # make bench: measure FORK, CLUSTER and the nginx topologies (cmd/lbbench).
-BENCH_OUT ?= docs
+
+bench: export BENCH_OUT := $(BENCH_OUT)
 
 .PHONY: bench
 
@@ -7,4 +8,4 @@ BENCH_OUT ?= docs
 bench: build
 	bash scripts/deps.d/30-wrk.sh
 	$(GO) build -o bin/lbbench ./cmd/lbbench
-	./bin/lbbench -bin $(BIN) -out $(BENCH_OUT) $(if $(filter-out 0,$(BENCH_QUICK)),-quick)
+	./bin/lbbench -bin "$$BIN" -out "$$BENCH_OUT" $(if $(filter-out 0,$(BENCH_QUICK)),-quick)

@@ -3,7 +3,9 @@
 # LAB_PREFIX (default lbl-) names the namespaces and links; LAB_NET (default
 # 10.213) is the private /16 they use; LAB_RUN_DIR (default run/lab) holds
 # logs, pid files and nginx's prefix.
-LAB = LBSERVER_BIN=$(BIN) scripts/lab.sh
+LAB = LBSERVER_BIN="$$BIN" scripts/lab.sh
+
+lab-fail lab-heal lab-kill: export HOST := $(HOST)
 
 .PHONY: lab lab-status lab-down lab-fail lab-heal lab-kill lab-reload lab-screenshot
 
@@ -21,15 +23,15 @@ lab-down:
 
 ## lab-fail HOST=N: take host N (1-4) off the network (its link down)
 lab-fail:
-	@$(LAB) fail "$(HOST)"
+	@$(LAB) fail "$$HOST"
 
 ## lab-heal HOST=N: bring host N back (link up; starts its lbserver if it was killed)
 lab-heal:
-	@$(LAB) heal "$(HOST)"
+	@$(LAB) heal "$$HOST"
 
 ## lab-kill HOST=N: SIGKILL host N's whole lbserver (master and workers)
 lab-kill:
-	@$(LAB) kill "$(HOST)"
+	@$(LAB) kill "$$HOST"
 
 ## lab-reload: SIGHUP each host's master in turn, waiting for its new workers
 lab-reload:

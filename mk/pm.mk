@@ -6,6 +6,10 @@ FOREVER  := tools/node_modules/.bin/forever
 NODEMON  := tools/node_modules/.bin/nodemon
 ECOSYSTEM := deploy/pm2/ecosystem.config.js
 
+nodemon: export PORT := $(PORT)
+nodemon: export MODE := $(MODE)
+forever-down: export FOREVER_STOP_TIMEOUT := $(FOREVER_STOP_TIMEOUT)
+
 .PHONY: pm-tools pm2-a pm2-b pm2-status pm2-down forever-a forever-b forever-status forever-down nodemon
 
 pm-tools:
@@ -47,14 +51,13 @@ forever-status: pm-tools
 ## forever-down: stop lbserver's forever processes (by uid; others are left alone); each stop
 ## is bounded (FOREVER_STOP_TIMEOUT seconds) so that it can never hang
 FOREVER_UIDS := lbserver-8080 lbserver-8081 lbserver-8082 lbserver-8083 lbserver-8084 lbserver-8085
-FOREVER_STOP_TIMEOUT ?= 30
 forever-down: pm-tools
 	@for uid in $(FOREVER_UIDS); do \
-	  timeout $(FOREVER_STOP_TIMEOUT) $(FOREVER) stop $$uid >/dev/null 2>&1; rc=$$?; \
+	  timeout "$$FOREVER_STOP_TIMEOUT" $(FOREVER) stop $$uid >/dev/null 2>&1; rc=$$?; \
 	  if [ $$rc = 0 ]; then echo "forever: stopped $$uid"; \
-	  elif [ $$rc = 124 ]; then echo "forever: 'forever stop $$uid' did not return within $(FOREVER_STOP_TIMEOUT)s; see: forever list" >&2; exit 1; fi; \
+	  elif [ $$rc = 124 ]; then echo "forever: 'forever stop $$uid' did not return within $${FOREVER_STOP_TIMEOUT}s; see: forever list" >&2; exit 1; fi; \
 	done
 
 ## nodemon: rebuild and restart on every change under cmd/ internal/ (PORT=8080 MODE=FORK by default)
 nodemon: pm-tools
-	$(NODEMON) -- --port $(PORT) --mode $(MODE)
+	$(NODEMON) -- --port "$$PORT" --mode "$$MODE"

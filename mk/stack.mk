@@ -1,8 +1,11 @@
 # nginx in front of lbserver, one command per topology (scripts/stack.sh;
 # docs/COMMANDS.md). RUN_DIR holds logs, pid files and nginx's prefix.
 # NGINX_PORT=8088 runs nginx on another port (80 needs root).
-RUN_DIR ?= run
-STACK = LBSERVER_BIN=$(BIN) RUN_DIR=$(RUN_DIR) $(if $(NGINX_PORT),NGINX_PORT=$(NGINX_PORT)) scripts/stack.sh
+STACK = LBSERVER_BIN="$$BIN" scripts/stack.sh
+
+stack-a stack-b stack-status stack-down demo: export RUN_DIR := $(RUN_DIR)
+stack-a stack-b stack-status stack-down demo: export NGINX_PORT := $(NGINX_PORT)
+demo: export DEMO_REQUESTS := $(DEMO_REQUESTS)
 
 .PHONY: stack-a stack-b stack-down stack-status demo
 
@@ -25,4 +28,4 @@ stack-down:
 ## demo: topology B, 400 requests to /api/randoms?cant=1000 through nginx, answers per port
 demo: build
 	$(STACK) up b
-	$(STACK) demo $(or $(DEMO_REQUESTS),400)
+	$(STACK) demo "$$DEMO_REQUESTS"

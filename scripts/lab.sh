@@ -31,7 +31,9 @@
 # Environment:
 #   LAB_PREFIX    prefix of the namespace and link names (default lbl-)
 #   LAB_NET       first two octets of the lab's private /16 (default 10.213)
-#   LAB_RUN_DIR   logs, pid files, nginx prefix (default run/lab, git-ignored)
+#   LAB_RUN_DIR   logs, pid files, nginx prefix (default run/lab, git-ignored);
+#                 one that holds files the lab did not make (no .lbserver-lab-run
+#                 in it) is refused: the lab deletes only inside its own
 #   LBSERVER_BIN  the binary (default bin/lbserver; make builds it first)
 #   NGINX         the nginx executable (default: nginx on PATH, else /usr/sbin/nginx)
 #
@@ -52,6 +54,7 @@ P=${LAB_PREFIX:-lbl-}
 NET=${LAB_NET:-10.213}
 RUN_DIR=$(abspath "${LAB_RUN_DIR:-$ROOT/run/lab}")
 BIN=$(abspath "${LBSERVER_BIN:-$ROOT/bin/lbserver}")
+RUN_MARK=.lbserver-lab-run # in RUN_DIR: the lab made it, and may delete in it
 PID_DIR=$RUN_DIR/pids
 LOG_DIR=$RUN_DIR/logs
 PREFIX=$RUN_DIR/nginx
@@ -180,8 +183,7 @@ cmdline() { tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline"; }
 # host_pid N: the pid of host N's lbserver master, if it runs.
 host_pid() {
   local f=$PID_DIR/host$1.pid pid
-  [ -s "$f" ] || return 1
-  pid=$(cat "$f")
+  pid=$(recorded_pid "$f" "$BIN") || return 1
   case $(cmdline "$pid") in
     *lbserver*" --host-name host$1 "*) echo "$pid" ;;
     *) return 1 ;;
@@ -191,8 +193,7 @@ host_pid() {
 # lb_app_pid: the pid of the lb namespace's own lbserver (FORK, 127.0.0.1:8080).
 lb_app_pid() {
   local f=$PID_DIR/lb.pid pid
-  [ -s "$f" ] || return 1
-  pid=$(cat "$f")
+  pid=$(recorded_pid "$f" "$BIN") || return 1
   case $(cmdline "$pid") in
     *lbserver*" --host-name lb "*) echo "$pid" ;;
     *) return 1 ;;
@@ -203,6 +204,10 @@ nginx_pid() {
   local f=$PREFIX/logs/nginx.pid pid
   [ -s "$f" ] || return 1
   pid=$(cat "$f")
+  case $(readlink "/proc/$pid/exe" 2>/dev/null) in
+    */nginx | */nginx" (deleted)") ;;
+    *) return 1 ;;
+  esac
   case $(cmdline "$pid") in
     "nginx: master process"*"$PREFIX"*) echo "$pid" ;;
     *) return 1 ;;
@@ -247,7 +252,7 @@ start_host() {
   # ip netns exec and setsid both exec in place: $! is lbserver's pid.
   ip netns exec "$(ns_of "$n")" setsid "$BIN" --host "$(addr_of "$n")" --port "$APP_PORT" --mode CLUSTER --workers 2 \
     --host-name "host$n" >>"$LOG_DIR/host$n.log" 2>&1 </dev/null 9>&- &
-  echo "$!" >"$PID_DIR/host$n.pid"
+  record_pid "$!" "$PID_DIR/host$n.pid" "$BIN"
 }
 
 wait_host() {
@@ -264,7 +269,7 @@ wait_host() {
 }
 
 lock() {
-  mkdir -p "$RUN_DIR"
+  claim_run_dir "$RUN_DIR" "$RUN_MARK" "$ROOT/run/lab"
   exec 9>"$RUN_DIR/.lock"
   flock -w 120 9 || die "another scripts/lab.sh is still running on $RUN_DIR"
 }
@@ -294,6 +299,8 @@ cmd_up() {
   if ip link show "$UPLINK" >/dev/null 2>&1; then
     die "a link named $UPLINK already exists; remove it (ip link del $UPLINK) or set LAB_PREFIX"
   fi
+  # Only inside a run folder the lab made (lock checked it).
+  [ -e "$RUN_DIR/$RUN_MARK" ] || die "$RUN_DIR is not the lab's run folder (no $RUN_MARK)"
   rm -rf "$PID_DIR" "$PREFIX"
   mkdir -p "$PID_DIR" "$LOG_DIR" "$PREFIX/logs" "$PREFIX/conf"
   # The config first: nothing is built if it cannot be derived or checked.
@@ -335,7 +342,7 @@ cmd_up() {
   for n in $HOSTS; do start_host "$n"; done
   ip netns exec "$LB_NS" setsid "$BIN" --host 127.0.0.1 --port "$APP_PORT" --mode FORK --host-name lb \
     >>"$LOG_DIR/lb.log" 2>&1 </dev/null 9>&- &
-  echo "$!" >"$PID_DIR/lb.pid"
+  record_pid "$!" "$PID_DIR/lb.pid" "$BIN"
   for n in $HOSTS; do wait_host "$n"; done
   wait_until 15 "lb: lbserver 127.0.0.1:$APP_PORT answering" lb_app_healthy
   in_ns "$LB_NS" "$NGX" -p "$PREFIX/" -c "$CONF" 9>&-
@@ -374,13 +381,13 @@ cmd_down() {
       stop_group "$pid" "host$n lbserver" TERM 15
       stopped=1
     fi
-    rm -f "$PID_DIR/host$n.pid"
+    rm -f "$PID_DIR/host$n.pid" "$PID_DIR/host$n.pid.id"
   done
   if pid=$(lb_app_pid); then
     stop_group "$pid" "lb lbserver" TERM 15
     stopped=1
   fi
-  rm -f "$PID_DIR/lb.pid"
+  rm -f "$PID_DIR/lb.pid" "$PID_DIR/lb.pid.id"
   # Anything else still inside a lab namespace (a process started by hand
   # with ip netns exec, say) would keep the namespace alive: kill it.
   for ns in $(lab_namespaces); do

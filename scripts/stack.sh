@@ -24,7 +24,10 @@
 #                 the stack was started with.
 #
 # Files under RUN_DIR: logs/lbserver-PORT.log, pids/lbserver-PORT.pid (each
-# instance runs in a session of its own: setsid, pid = process group id),
+# instance runs in a session of its own: setsid, pid = process group id)
+# and pids/lbserver-PORT.pid.id (its start time and executable: a pid file
+# is trusted only while they match), .lbserver-stack-run (the mark of a run
+# folder the script made: another RUN_DIR that holds files is refused),
 # nginx/ (nginx's -p prefix: conf/nginx.conf, logs/nginx.pid, logs/*.log),
 # topology (a or b), nginx-port.
 set -euo pipefail
@@ -128,8 +131,7 @@ cmdline() { { tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null || true; }
 # instance_pid PORT: the pid of our lbserver on PORT, if it runs.
 instance_pid() {
   local f=$PID_DIR/lbserver-$1.pid pid
-  [ -s "$f" ] || return 1
-  pid=$(cat "$f")
+  pid=$(recorded_pid "$f" "$BIN") || return 1
   case $(cmdline "$pid") in
     *lbserver*" --port $1 "*) echo "$pid" ;;
     *) return 1 ;;
@@ -141,6 +143,10 @@ nginx_pid() {
   local f=$PREFIX/logs/nginx.pid pid
   [ -s "$f" ] || return 1
   pid=$(cat "$f")
+  case $(readlink "/proc/$pid/exe" 2>/dev/null) in
+    */nginx | */nginx" (deleted)") ;;
+    *) return 1 ;;
+  esac
   case $(cmdline "$pid") in
     "nginx: master process"*"$PREFIX"*) echo "$pid" ;;
     *) return 1 ;;
@@ -163,7 +169,7 @@ start_instance() {
   # controlling terminal: a Ctrl-C in this terminal later does not reach it.
   setsid "$BIN" "${args[@]}" >>"$LOG_DIR/lbserver-$port.log" 2>&1 </dev/null 9>&- &
   pid=$!
-  echo "$pid" >"$PID_DIR/lbserver-$port.pid"
+  record_pid "$pid" "$PID_DIR/lbserver-$port.pid" "$BIN"
   say "started lbserver ${args[*]} (pid $pid, log ${LOG_DIR#"$PWD"/}/lbserver-$port.log)"
 }
 
@@ -187,7 +193,7 @@ stop_instance() {
     # (a second signal would force them out).
     stop_group "$pid" "lbserver :$port" TERM 15
   fi
-  rm -f "$PID_DIR/lbserver-$port.pid"
+  rm -f "$PID_DIR/lbserver-$port.pid" "$PID_DIR/lbserver-$port.pid.id"
 }
 
 # write_conf TOPOLOGY OUT: the shipped config, with only the listen port
@@ -297,7 +303,7 @@ started_port() {
 # lock: one stack.sh at a time per run folder (fd 9, closed for the
 # processes it starts so that they do not hold the lock).
 lock() {
-  mkdir -p "$RUN_DIR"
+  claim_run_dir "$RUN_DIR" .lbserver-stack-run "$ROOT/run"
   exec 9>"$RUN_DIR/.lock"
   flock -w 120 9 || die "another scripts/stack.sh is still running on $RUN_DIR"
 }

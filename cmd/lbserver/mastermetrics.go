@@ -1,8 +1,10 @@
 package main
 
 import (
+	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -11,6 +13,15 @@ import (
 	"github.com/lbserver/lbserver/cluster"
 	"github.com/lbserver/lbserver/internal/server"
 )
+
+// masterMetricsServer is the --master-metrics HTTP server: the workers'
+// timeouts (slow or idle clients are cut off), and a write timeout that
+// fits a scrape (gathering the workers takes 2 s at most).
+func masterMetricsServer(h http.Handler, log *slog.Logger) *http.Server {
+	srv := httpServer(h, log)
+	srv.WriteTimeout = 30 * time.Second
+	return srv
+}
 
 // masterMetricsHandler serves the master's own counters (--master-metrics)
 // and every worker's lbserver_* series, gathered over their private sockets.

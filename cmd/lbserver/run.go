@@ -195,7 +195,7 @@ func runCluster(ctx context.Context, force <-chan struct{}, cfg config.Config, e
 		spareP()
 		srv := newServer(cfg, w.ID(), build, log)
 		srv.SetReady(true) // /healthz answers once Serve accepts
-		err := w.Serve(ctx, httpServer(srv, log))
+		err := w.Serve(ctx, httpServer(masterOnly(srv), log))
 		log.Info("stopped")
 		return err
 	})
@@ -221,7 +221,7 @@ func startMasterExtras(cfg config.Config, exe string, m *cluster.Master, log *sl
 		if err != nil {
 			return nil, fmt.Errorf("master metrics: listen on %s: %w", cfg.MasterMetrics, err)
 		}
-		srv = &http.Server{Handler: masterMetricsHandler(m), ReadHeaderTimeout: 5 * time.Second}
+		srv = masterMetricsServer(masterMetricsHandler(m), log)
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -17,7 +17,8 @@ import (
 
 // MetricsSource is one worker process whose /metrics a CLUSTER master
 // gathers: its slot, its pid, and a transport that reaches its private
-// socket (each worker serves every route there, for the master only).
+// socket (where a worker admits only its own user and root, and lbserver
+// serves only /metrics).
 type MetricsSource struct {
 	Slot      int
 	Pid       int

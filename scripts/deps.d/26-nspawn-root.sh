@@ -34,6 +34,26 @@ apt_need_norec systemd-container systemd-nspawn
 apt_need_norec debootstrap debootstrap
 apt_need_norec systemd systemd-socket-activate
 
+# The packages are fetched over plain http: only their signatures make them
+# trustworthy. debootstrap checks them with the Debian archive keyring, and
+# with --force-check-gpg a missing keyring or signature is an error, never a
+# warning. LBSERVER_DEBIAN_KEYRING names another keyring (the default one is
+# installed when missing).
+default_keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+keyring=${LBSERVER_DEBIAN_KEYRING:-$default_keyring}
+if [ ! -s "$keyring" ] && [ "$keyring" = "$default_keyring" ]; then
+  if [ -z "${APT_UPDATED:-}" ]; then
+    apt-get update -qq
+    export APT_UPDATED=1
+  fi
+  echo "deps: installing debian-archive-keyring" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debian-archive-keyring >/dev/null || true
+fi
+if [ ! -s "$keyring" ]; then
+  echo "deps: the Debian archive keyring $keyring is missing (apt-get install debian-archive-keyring); not building the nspawn root from unverified packages" >&2
+  exit 1
+fi
+
 root=${LBSERVER_NSPAWN_ROOT:-/var/cache/lbserver/nspawn-root}
 suite=bookworm
 include=systemd,systemd-sysv,dbus,procps
@@ -55,7 +75,7 @@ mkdir -p "$parent"
 tmp=$(mktemp -d "$parent/.nspawn-root.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 echo "deps: building the systemd-nspawn root $root ($recipe, $mirror); about 50 s" >&2
-debootstrap --variant=minbase --include="$include" "$suite" "$tmp" "$mirror" >"$tmp.log" 2>&1 || {
+debootstrap --force-check-gpg --keyring="$keyring" --variant=minbase --include="$include" "$suite" "$tmp" "$mirror" >"$tmp.log" 2>&1 || {
   tail -n 20 "$tmp.log" >&2
   rm -f "$tmp.log"
   exit 1

@@ -8,6 +8,8 @@
   var RATE_MS = 2000;      // requests/s counts the answers of the last 2 s
   var SILENT_MS = 2000;    // a worker with no answer for this long shows "silent"
   var TIMEOUT_MS = 30000;  // a request that takes longer is aborted (a network error)
+  var AUTOSTART_MAX = 300; // requests a link with autostart=1 starts at most
+  var AUTOSTART_MS = 10000; // and for this long at most
   var TIMELINE_S = 60;     // seconds drawn by the timeline
   var MAX_SAMPLES = 20000; // latency samples kept at most
   var PALETTE = ['#1f77b4', '#d95f02', '#2ca02c', '#9467bd', '#c2185b', '#00838f',
@@ -520,7 +522,30 @@
     });
     setInterval(render, 250);
     render();
-    if (params.get('autostart') === '1') { $('start').click(); }
+    if (params.get('autostart') === '1') { autostart(); }
+  }
+
+  // autostart starts the run a link asks for (autostart=1), bounded: anyone
+  // can send a link, and it must not make a visitor's browser send requests
+  // without end. At most AUTOSTART_MAX requests (the form shows the bound)
+  // and AUTOSTART_MS; pressing Start runs as the form says.
+  function autostart() {
+    var cfg;
+    try { cfg = readConfig(); } catch (e) { showError(e.message); return; }
+    if (cfg.limit === 0 || cfg.limit > AUTOSTART_MAX) {
+      cfg.limit = AUTOSTART_MAX;
+      $('limit').value = String(AUTOSTART_MAX);
+    }
+    showError('');
+    clearTally();
+    if (!start(cfg)) { return; }
+    var run = state.run;
+    setTimeout(function () {
+      if (state.run === run && run.active) { stop(); render(); }
+    }, AUTOSTART_MS);
+    announce('Started by the link: ' + describe(cfg) + ', for ' + AUTOSTART_MS / 1000 +
+      ' s at most. Press Start for a run of your own.');
+    render();
   }
 
   window.lbBalance = {
