@@ -56,7 +56,9 @@ forever_cmd() {
 rows() {
   local out
   out=$(forever_cmd list --no-colors 2>/dev/null) || die "'forever list' failed"
-  awk '$1 == "data:" && $2 ~ /^\[[0-9]+\]$/ { print $3, $(NF - 3), $(NF - 2), $NF }' <<<"$out"
+  # --no-colors leaves the colours of the level ("data:") and of STOPPED.
+  sed 's/\x1b\[[0-9;]*m//g' <<<"$out" |
+    awk '$1 == "data:" && $2 ~ /^\[[0-9]+\]$/ { print $3, $(NF - 3), $(NF - 2), $NF }'
 }
 
 # monitors: the pids of the forever monitors (node .../forever/bin/monitor)
