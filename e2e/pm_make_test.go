@@ -92,21 +92,21 @@ echo "jlist after pm2-down: $(tools/node_modules/.bin/pm2 jlist)"
 	})
 }
 
-// TestForeverMakeTargets: make forever-a, forever-status, forever-b (the
-// switch from A, with nothing stopped by hand), forever-down, forever-a,
-// forever-down, with every forever monitor starting 2 s late, as on a loaded
-// machine. `forever start` returns before its monitors are listed, and a
-// `forever stop` in that window does not see them: before the targets waited
-// for them, forever-b left topology A's monitors running and forever-down left
-// a monitor and its lbserver on 8080. When each forever-down returns, no
-// monitor of this FOREVER_ROOT and no lbserver of the copy may be left.
+// TestForeverMakeTargets: make forever-a, forever-b, forever-down back to
+// back, then forever-a, forever-status, forever-b, forever-down with each
+// topology answering in between, every forever monitor starting 3 s late, as
+// on a loaded machine. `forever start` returns before its monitors are
+// listed, and a `forever stop` in that window does not see them: before the
+// targets waited for them, forever-down left a monitor and its lbserver on
+// 8080 running. When each forever-down returns, no monitor of this
+// FOREVER_ROOT and no lbserver of the copy may be left.
 func TestForeverMakeTargets(t *testing.T) {
 	repo := pmMakeRepo(t)
 	f := foreverStart(t, repo)
 	slow := filepath.Join(t.TempDir(), "slow-monitor.js")
-	if err := os.WriteFile(slow, []byte(`// forever's monitors (not the CLI) start 2 s late.
+	if err := os.WriteFile(slow, []byte(`// forever's monitors (not the CLI) start 3 s late.
 if (/forever\/bin\/monitor$/.test(process.argv[1] || '')) {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2000);
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3000);
 }
 `), 0o644); err != nil {
 		t.Fatal(err)
@@ -124,7 +124,15 @@ if (/forever\/bin\/monitor$/.test(process.argv[1] || '')) {
 			t.Errorf("after %s, lbserver processes are left: %v", after, pmDescribe(pids))
 		}
 	}
+	// The sequence of the report, back to back: nothing waits between the
+	// targets but the targets themselves.
 	out := pmNetnsScript(t, repo, env, `
+make -s forever-a
+make -s forever-b
+make -s forever-down
+`)
+	nothingLeft("make forever-a, forever-b, forever-down")
+	out += pmNetnsScript(t, repo, env, `
 make -s forever-a
 `+pmWaitPorts("8080", "8081")+`
 make -s forever-status
@@ -134,13 +142,7 @@ curl -s -o /dev/null "http://127.0.0.1:8081/healthz" && echo "8081 still answers
 make -s forever-down
 echo "list after forever-down: $(tools/node_modules/.bin/forever list --no-colors 2>/dev/null | grep -c lbserver- || true)"
 `)
-	nothingLeft("make forever-a, forever-b, forever-down")
-	out += pmNetnsScript(t, repo, env, `
-make -s forever-a
-`+pmWaitPorts("8080", "8081")+`
-make -s forever-down
-`)
-	nothingLeft("make forever-a, forever-down")
+	nothingLeft("make forever-a, forever-status, forever-b, forever-down")
 	for _, want := range []string{"port 8081 answers", "lbserver-8081", "forever: stopped lbserver-8081",
 		"port 8085 answers", "forever: stopped lbserver-8085", "list after forever-down: 0"} {
 		if !strings.Contains(out, want) {
