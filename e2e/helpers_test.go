@@ -443,3 +443,51 @@ func copyRepo(dst string, skip func(rel string, d fs.DirEntry) bool) error {
 		return out.Close()
 	})
 }
+
+// readableCopy copies the repository files rels (slash-separated, relative
+// to the repository) into a fresh temporary folder that every user can enter
+// and read (folders 0755, files 0644, or 0755 when the owner may execute
+// them), and returns that folder. A test that runs something as another user
+// (nobody) runs the copy: the checkout itself may sit under a folder only its
+// owner can enter, such as root's home (0700).
+func readableCopy(tb testing.TB, rels ...string) string {
+	tb.Helper()
+	dir := tb.TempDir()
+	// t.TempDir makes its folder and the one above it 0700; chmod beats the umask.
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	for _, rel := range rels {
+		src := filepath.Join(repoRoot(), filepath.FromSlash(rel))
+		dst := filepath.Join(dir, filepath.FromSlash(rel))
+		info, err := os.Stat(src)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		b, err := os.ReadFile(src)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		for d := filepath.Dir(dst); d != dir; d = filepath.Dir(d) {
+			if err := os.Chmod(d, 0o755); err != nil {
+				tb.Fatal(err)
+			}
+		}
+		mode := os.FileMode(0o644)
+		if info.Mode()&0o100 != 0 {
+			mode = 0o755
+		}
+		if err := os.WriteFile(dst, b, mode); err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.Chmod(dst, mode); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return dir
+}

@@ -691,12 +691,24 @@ func TestLabRefusals(t *testing.T) {
 		}
 	}
 	// Not root: as root, drop to nobody for the script (make would build as
-	// nobody first); as a normal user, run it as is.
+	// nobody first); as a normal user, run it as is. nobody runs a copy of
+	// the scripts in a world-readable folder (the checkout may sit under a
+	// 0700 home, e.g. /root), and may write where the run folder would go,
+	// so that "nothing was started" is the script's doing, not a permission.
 	runDir := filepath.Join(t.TempDir(), "run")
 	args := []string{filepath.Join(repoRoot(), "scripts", "lab.sh"), "up"}
 	if os.Geteuid() == 0 {
 		requireTool(t, "setpriv")
-		args = append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}, args...)
+		dir := readableCopy(t, "scripts/lab.sh", "scripts/procs.sh")
+		open := filepath.Join(dir, "open")
+		if err := os.Mkdir(open, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(open, 0o1777); err != nil { // like /tmp, whatever the umask
+			t.Fatal(err)
+		}
+		runDir = filepath.Join(open, "run")
+		args = []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", filepath.Join(dir, "scripts", "lab.sh"), "up"}
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), "LAB_PREFIX=ltnone-", "LAB_RUN_DIR="+runDir, "LBSERVER_BIN="+binPath)

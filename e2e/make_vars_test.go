@@ -33,7 +33,7 @@ func TestMakeVariablesAreNotCode(t *testing.T) {
 		{[]string{"-o", "build", "run"}, "BIN", "`touch %s`", false},
 		{[]string{"-o", "pm-tools", "nodemon"}, "PORT", "8080$$(touch %s)", true},
 		{[]string{"-o", "build", "screenshots"}, "PORT", "`touch %s`", true},
-		{[]string{"-o", "pm-tools", "forever-down"}, "FOREVER_STOP_TIMEOUT", "`touch %s`", true},
+		{[]string{"-o", "pm-tools", "forever-down"}, "FOREVER_TIMEOUT", "`touch %s`", true},
 		{[]string{"stack-status"}, "RUN_DIR", dir + "/`touch %s`", false},
 		{[]string{"fuzz"}, "FUZZTIME", "1x`touch %s`", false},
 	} {

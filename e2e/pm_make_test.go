@@ -8,6 +8,8 @@ package e2e
 // killed by the copy's cleanup, even when the test fails).
 
 import (
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -90,26 +92,74 @@ echo "jlist after pm2-down: $(tools/node_modules/.bin/pm2 jlist)"
 	})
 }
 
-// TestForeverMakeTargets: make forever-a, forever-status, forever-down, forever-b, forever-down.
+// TestForeverMakeTargets: make forever-a, forever-b, forever-down back to
+// back, then forever-a, forever-status, forever-b, forever-down with each
+// topology answering in between, every forever monitor starting 3 s late, as
+// on a loaded machine. `forever start` returns before its monitors are
+// listed, and a `forever stop` in that window does not see them: before the
+// targets waited for them, forever-down left a monitor and its lbserver on
+// 8080 running. When each forever-down returns, no monitor of this
+// FOREVER_ROOT and no lbserver of the copy may be left.
 func TestForeverMakeTargets(t *testing.T) {
 	repo := pmMakeRepo(t)
 	f := foreverStart(t, repo)
-	out := pmNetnsScript(t, repo, f.env, `
+	slow := filepath.Join(t.TempDir(), "slow-monitor.js")
+	if err := os.WriteFile(slow, []byte(`// forever's monitors (not the CLI) start 3 s late.
+if (/forever\/bin\/monitor$/.test(process.argv[1] || '')) {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3000);
+}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := append(slices.Clone(f.env), "NODE_OPTIONS=--require "+slow)
+	// Right after forever-down returns: no forever monitor of this
+	// FOREVER_ROOT (found by its environment, listed or not; its lbserver
+	// carries the same environment) and no process run from the copy's bin/.
+	nothingLeft := func(after string) {
+		t.Helper()
+		if pids := pmEnvPids("FOREVER_ROOT=" + f.root); len(pids) > 0 {
+			t.Errorf("after %s, processes of this FOREVER_ROOT are left: %v", after, pmDescribe(pids))
+		}
+		if pids := pmExePids(filepath.Join(repo, "bin")); len(pids) > 0 {
+			t.Errorf("after %s, lbserver processes are left: %v", after, pmDescribe(pids))
+		}
+	}
+	// The sequence of the report, back to back: nothing waits between the
+	// targets but the targets themselves.
+	out := pmNetnsScript(t, repo, env, `
+make -s forever-a
+make -s forever-b
+make -s forever-down
+`)
+	nothingLeft("make forever-a, forever-b, forever-down")
+	out += pmNetnsScript(t, repo, env, `
 make -s forever-a
 `+pmWaitPorts("8080", "8081")+`
 make -s forever-status
-make -s forever-down
 make -s forever-b
 `+pmWaitPorts("8080", "8082", "8083", "8084", "8085")+`
+curl -s -o /dev/null "http://127.0.0.1:8081/healthz" && echo "8081 still answers after forever-b"
 make -s forever-down
 echo "list after forever-down: $(tools/node_modules/.bin/forever list --no-colors 2>/dev/null | grep -c lbserver- || true)"
 `)
-	for _, want := range []string{"port 8081 answers", "lbserver-8081", "port 8085 answers", "forever: stopped lbserver-8085", "list after forever-down: 0"} {
+	nothingLeft("make forever-a, forever-status, forever-b, forever-down")
+	for _, want := range []string{"port 8081 answers", "lbserver-8081", "forever: stopped lbserver-8081",
+		"port 8085 answers", "forever: stopped lbserver-8085", "list after forever-down: 0"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	Eventually(t, 30*time.Second, "no forever monitor left", func() bool {
-		return len(pmEnvPids("FOREVER_ROOT="+f.root)) == 0
-	})
+	if strings.Contains(out, "still answers") || strings.Contains(out, "STOPPED") {
+		t.Errorf("forever-b did not stop topology A first:\n%s", out)
+	}
+}
+
+// pmDescribe names each pid with its command line.
+func pmDescribe(pids []int) []string {
+	var out []string
+	for _, pid := range pids {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		out = append(out, fmt.Sprintf("%d %s", pid, strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))))
+	}
+	return out
 }

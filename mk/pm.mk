@@ -8,7 +8,7 @@ ECOSYSTEM := deploy/pm2/ecosystem.config.js
 
 nodemon: export PORT := $(PORT)
 nodemon: export MODE := $(MODE)
-forever-down: export FOREVER_STOP_TIMEOUT := $(FOREVER_STOP_TIMEOUT)
+forever-a forever-b forever-down: export FOREVER_TIMEOUT := $(FOREVER_TIMEOUT)
 
 .PHONY: pm-tools pm2-a pm2-b pm2-status pm2-down forever-a forever-b forever-status forever-down nodemon
 
@@ -32,31 +32,31 @@ pm2-status: pm-tools
 pm2-down: pm-tools
 	$(PM2) delete $(ECOSYSTEM)
 
-## forever-a / forever-b: the topologies under forever (deploy/forever/*.json); lbserver's
-## forever processes that already run are stopped first, so switching topologies (or running a
-## target twice) never starts a second process on a port that is taken
-forever-a: build pm-tools
-	@$(MAKE) --no-print-directory forever-down
-	$(FOREVER) start deploy/forever/topology-a.json
+## forever-a / forever-b: the topologies under forever (deploy/forever/*.json), started by
+## scripts/forever.sh: lbserver's forever processes that already run are stopped first (before
+## the build, whose new bin/lbserver would restart them under forever's watch), so switching
+## topologies (or running a target twice) never starts a second process on a port that is
+## taken; the target returns once `forever list` shows every process of the topology running
+forever-a: pm-tools
+	@FOREVER=$(FOREVER) scripts/forever.sh down
+	@$(MAKE) --no-print-directory build
+	@FOREVER=$(FOREVER) scripts/forever.sh start deploy/forever/topology-a.json
 
-forever-b: build pm-tools
-	@$(MAKE) --no-print-directory forever-down
-	$(FOREVER) start deploy/forever/topology-b.json
+forever-b: pm-tools
+	@FOREVER=$(FOREVER) scripts/forever.sh down
+	@$(MAKE) --no-print-directory build
+	@FOREVER=$(FOREVER) scripts/forever.sh start deploy/forever/topology-b.json
 
 ## forever-status: forever list and the process tree under the forever monitors
 forever-status: pm-tools
 	$(FOREVER) list
 	@ps -ef --forest | grep -E '[f]orever/bin/monitor|[b]in/lbserver' || true
 
-## forever-down: stop lbserver's forever processes (by uid; others are left alone); each stop
-## is bounded (FOREVER_STOP_TIMEOUT seconds) so that it can never hang
-FOREVER_UIDS := lbserver-8080 lbserver-8081 lbserver-8082 lbserver-8083 lbserver-8084 lbserver-8085
+## forever-down: stop lbserver's forever processes (by uid; others are left alone), including
+## any whose monitor is still starting; when it returns none of them is left. Every wait and
+## every forever command is bounded (FOREVER_TIMEOUT seconds), so that it can never hang
 forever-down: pm-tools
-	@for uid in $(FOREVER_UIDS); do \
-	  timeout "$$FOREVER_STOP_TIMEOUT" $(FOREVER) stop $$uid >/dev/null 2>&1; rc=$$?; \
-	  if [ $$rc = 0 ]; then echo "forever: stopped $$uid"; \
-	  elif [ $$rc = 124 ]; then echo "forever: 'forever stop $$uid' did not return within $${FOREVER_STOP_TIMEOUT}s; see: forever list" >&2; exit 1; fi; \
-	done
+	@FOREVER=$(FOREVER) scripts/forever.sh down
 
 ## nodemon: rebuild and restart on every change under cmd/ internal/ (PORT=8080 MODE=FORK by default)
 nodemon: pm-tools
