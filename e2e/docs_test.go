@@ -349,7 +349,7 @@ func TestDocsCommandsPassCheck(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no docs/*.md (%v)", err)
 	}
-	files = append(files, filepath.Join(repoRoot(), "README.md"))
+	files = append(files, filepath.Join(repoRoot(), "README.md"), filepath.Join(repoRoot(), "README.es.md"))
 	byFile := map[string][]docCommand{}
 	for _, f := range files {
 		cmds, err := docExtract(f)
