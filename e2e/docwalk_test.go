@@ -312,7 +312,7 @@ func walkChecks() []walkCheck {
 			demo(t, w, out)
 			nothingLeft(t, "make stack-down")
 		}},
-		{"COMMANDS.md", "--port 8081 --mode CLUSTER >> run/logs", func(t *testing.T, w *walker, out string) {
+		{"COMMANDS.md", "scripts/bg.sh ./bin/lbserver --host 127.0.0.1 --port 8081 --mode CLUSTER", func(t *testing.T, w *walker, out string) {
 			pid8080 = w.pidFileRuns(t, "8080")
 			w.pidFileRuns(t, "8081")
 			if got := answeredBy(t, "8080"); got != pid8080 {
@@ -325,7 +325,7 @@ func walkChecks() []walkCheck {
 				return len(walkProcs(`^nginx: |lbserver --host 127.0.0.1 --port 8081`)) == 0
 			})
 		}},
-		{"COMMANDS.md", "--port 8085 --mode FORK >> run/logs", func(t *testing.T, w *walker, out string) {
+		{"COMMANDS.md", "scripts/bg.sh ./bin/lbserver --host 127.0.0.1 --port 8085 --mode FORK", func(t *testing.T, w *walker, out string) {
 			contains("lbserver :8080 already runs")(t, w, out)
 			for _, p := range []string{"8082", "8083", "8084", "8085"} {
 				w.pidFileRuns(t, p)
