@@ -1,8 +1,8 @@
 package e2e
 
 // The documents, followed in order, work. TestDocWalk runs the shell blocks
-// (```sh fences) of README.md, docs/TROUBLESHOOTING.md, docs/COMMANDS.md and
-// docs/PROCESS-MANAGERS.md (TestDocWalkFirstSteps: docs/TUTORIAL.md and
+// (```sh fences) of README.md, docs/TROUBLESHOOTING.md, docs/PROBLEMAS.md,
+// docs/COMMANDS.md and docs/PROCESS-MANAGERS.md (TestDocWalkFirstSteps: docs/TUTORIAL.md and
 // docs/PRIMEROS-PASOS.md) one after the other, as a user pastes them, in a fresh copy of the
 // repository with its own HOME, PM2_HOME and FOREVER_ROOT, inside a private
 // network and pid namespace (the shipped ports 80 and 8080-8085 are free
@@ -111,7 +111,7 @@ func walkCommands(tb testing.TB, b walkBlock) []string {
 func TestDocWalkTwinsSayTheSame(t *testing.T) {
 	skipped := 0
 	for _, pair := range [][2]string{{"COMMANDS.md", "COMANDOS.md"}, {"PROCESS-MANAGERS.md", "GESTORES-DE-PROCESOS.md"},
-		{"TUTORIAL.md", "PRIMEROS-PASOS.md"}} {
+		{"TUTORIAL.md", "PRIMEROS-PASOS.md"}, {"TROUBLESHOOTING.md", "PROBLEMAS.md"}} {
 		en, err := walkBlocks(filepath.Join(repoRoot(), "docs", pair[0]))
 		if err != nil {
 			t.Fatal(err)
@@ -150,7 +150,7 @@ func TestDocWalkTwinsSayTheSame(t *testing.T) {
 }
 
 // walkDocs are the documents TestDocWalk follows, in this order.
-var walkDocs = []string{"README.md", "docs/TROUBLESHOOTING.md", "docs/COMMANDS.md", "docs/PROCESS-MANAGERS.md"}
+var walkDocs = []string{"README.md", "docs/TROUBLESHOOTING.md", "docs/PROBLEMAS.md", "docs/COMMANDS.md", "docs/PROCESS-MANAGERS.md"}
 
 // walkCheck is a claim of the text around a block, checked after the first
 // block (of file) whose text contains after.
@@ -367,7 +367,8 @@ func walkChecks() []walkCheck {
 			nothingLeft(t, "forever stopall")
 		}},
 	}
-	return append(checks, troubleshootingChecks()...)
+	checks = append(checks, troubleshootingChecks("TROUBLESHOOTING.md")...)
+	return append(checks, troubleshootingChecks("PROBLEMAS.md")...)
 }
 
 // walkCopy copies the repository to dst, without what a build or a run
