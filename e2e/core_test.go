@@ -162,7 +162,7 @@ func TestSIGTERMLeavesNoProcess(t *testing.T) {
 	for _, mode := range []string{"FORK", "CLUSTER"} {
 		t.Run(mode, func(t *testing.T) {
 			port := FreePort(t)
-			p := StartLB(t, "--port", strconv.Itoa(port), "--host", "127.0.0.1", "--mode", mode, "--workers", "2")
+			p := StartLB(t, append([]string{"--port", strconv.Itoa(port), "--host", "127.0.0.1"}, modeArgs(mode, 2)...)...)
 			WaitHTTP(t, p, fmt.Sprintf("http://127.0.0.1:%d/healthz", port), 15*time.Second)
 			want := 0
 			if mode == "CLUSTER" {
@@ -305,7 +305,7 @@ func TestPortInUse(t *testing.T) {
 	defer ln.Close()
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	for _, mode := range []string{"FORK", "CLUSTER"} {
-		p := StartLB(t, "--port", port, "--host", "127.0.0.1", "--mode", mode, "--workers", "2")
+		p := StartLB(t, append([]string{"--port", port, "--host", "127.0.0.1"}, modeArgs(mode, 2)...)...)
 		if !p.Wait(10 * time.Second) {
 			t.Fatalf("%s: still running with its port in use", mode)
 		}

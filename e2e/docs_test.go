@@ -145,7 +145,8 @@ func docLex(line string) ([]docWord, error) {
 var docDupFD = regexp.MustCompile(`&[0-9-]+$`)
 
 // docWrappers run the command that follows them.
-var docWrappers = map[string]bool{"sudo": true, "nohup": true, "setsid": true, "exec": true, "env": true, "time": true, "command": true}
+var docWrappers = map[string]bool{"sudo": true, "nohup": true, "setsid": true, "exec": true, "env": true, "time": true, "command": true,
+	"scripts/bg.sh": true} // docs/COMMANDS.md starts instances in the background with it
 
 // docCommands returns the lbserver commands of one shell line (nil if none).
 func docCommands(line string) ([]docCommand, error) {
@@ -301,6 +302,7 @@ func TestDocsExtractCommands(t *testing.T) {
 		{"./bin/lbserver --port 8080 --mode FORK   # comment", [][]string{{"--port", "8080", "--mode", "FORK"}}},
 		{"setsid ./bin/lbserver --host 127.0.0.1 --port 8082 > run/logs/x.log 2>&1 < /dev/null & echo $! > run/pids/x.pid",
 			[][]string{{"--host", "127.0.0.1", "--port", "8082"}}},
+		{"scripts/bg.sh ./bin/lbserver --host 127.0.0.1 --port 8082 --mode FORK", [][]string{{"--host", "127.0.0.1", "--port", "8082", "--mode", "FORK"}}},
 		{"PORT=8081 MODE=cluster ./bin/lbserver --host 127.0.0.1", [][]string{{"PORT=8081", "MODE=cluster", "--host", "127.0.0.1"}}},
 		{`lbserver --watch --watch-dir internal --build "go build -o bin/lbserver ./cmd/lbserver"`,
 			[][]string{{"--watch", "--watch-dir", "internal", "--build", "go build -o bin/lbserver ./cmd/lbserver"}}},
@@ -349,7 +351,7 @@ func TestDocsCommandsPassCheck(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no docs/*.md (%v)", err)
 	}
-	files = append(files, filepath.Join(repoRoot(), "README.md"))
+	files = append(files, filepath.Join(repoRoot(), "README.md"), filepath.Join(repoRoot(), "README.es.md"))
 	byFile := map[string][]docCommand{}
 	for _, f := range files {
 		cmds, err := docExtract(f)

@@ -1,8 +1,9 @@
 package e2e
 
 // The documents, followed in order, work. TestDocWalk runs the shell blocks
-// (```sh fences) of README.md, docs/COMMANDS.md and docs/PROCESS-MANAGERS.md
-// one after the other, as a user pastes them, in a fresh copy of the
+// (```sh fences) of README.md, docs/TROUBLESHOOTING.md, docs/PROBLEMAS.md,
+// docs/COMMANDS.md and docs/PROCESS-MANAGERS.md (TestDocWalkFirstSteps: docs/TUTORIAL.md and
+// docs/PRIMEROS-PASOS.md) one after the other, as a user pastes them, in a fresh copy of the
 // repository with its own HOME, PM2_HOME and FOREVER_ROOT, inside a private
 // network and pid namespace (the shipped ports 80 and 8080-8085 are free
 // there, and nothing outlives the namespace). After some blocks it checks
@@ -109,7 +110,8 @@ func walkCommands(tb testing.TB, b walkBlock) []string {
 
 func TestDocWalkTwinsSayTheSame(t *testing.T) {
 	skipped := 0
-	for _, pair := range [][2]string{{"COMMANDS.md", "COMANDOS.md"}, {"PROCESS-MANAGERS.md", "GESTORES-DE-PROCESOS.md"}} {
+	for _, pair := range [][2]string{{"COMMANDS.md", "COMANDOS.md"}, {"PROCESS-MANAGERS.md", "GESTORES-DE-PROCESOS.md"},
+		{"TUTORIAL.md", "PRIMEROS-PASOS.md"}, {"TROUBLESHOOTING.md", "PROBLEMAS.md"}} {
 		en, err := walkBlocks(filepath.Join(repoRoot(), "docs", pair[0]))
 		if err != nil {
 			t.Fatal(err)
@@ -148,7 +150,7 @@ func TestDocWalkTwinsSayTheSame(t *testing.T) {
 }
 
 // walkDocs are the documents TestDocWalk follows, in this order.
-var walkDocs = []string{"README.md", "docs/COMMANDS.md", "docs/PROCESS-MANAGERS.md"}
+var walkDocs = []string{"README.md", "docs/TROUBLESHOOTING.md", "docs/PROBLEMAS.md", "docs/COMMANDS.md", "docs/PROCESS-MANAGERS.md"}
 
 // walkCheck is a claim of the text around a block, checked after the first
 // block (of file) whose text contains after.
@@ -280,7 +282,7 @@ func walkChecks() []walkCheck {
 		}
 	}
 	var pid8080 int
-	return []walkCheck{
+	checks := []walkCheck{
 		// README.md
 		{"README.md", "--mode CLUSTER --workers 2 &", func(t *testing.T, w *walker, out string) {
 			contains("X-Server-Pid:")(t, w, out)
@@ -310,7 +312,7 @@ func walkChecks() []walkCheck {
 			demo(t, w, out)
 			nothingLeft(t, "make stack-down")
 		}},
-		{"COMMANDS.md", "--port 8081 --mode CLUSTER >> run/logs", func(t *testing.T, w *walker, out string) {
+		{"COMMANDS.md", "scripts/bg.sh ./bin/lbserver --host 127.0.0.1 --port 8081 --mode CLUSTER", func(t *testing.T, w *walker, out string) {
 			pid8080 = w.pidFileRuns(t, "8080")
 			w.pidFileRuns(t, "8081")
 			if got := answeredBy(t, "8080"); got != pid8080 {
@@ -323,7 +325,7 @@ func walkChecks() []walkCheck {
 				return len(walkProcs(`^nginx: |lbserver --host 127.0.0.1 --port 8081`)) == 0
 			})
 		}},
-		{"COMMANDS.md", "--port 8085 --mode FORK >> run/logs", func(t *testing.T, w *walker, out string) {
+		{"COMMANDS.md", "scripts/bg.sh ./bin/lbserver --host 127.0.0.1 --port 8085 --mode FORK", func(t *testing.T, w *walker, out string) {
 			contains("lbserver :8080 already runs")(t, w, out)
 			for _, p := range []string{"8082", "8083", "8084", "8085"} {
 				w.pidFileRuns(t, p)
@@ -365,6 +367,8 @@ func walkChecks() []walkCheck {
 			nothingLeft(t, "forever stopall")
 		}},
 	}
+	checks = append(checks, troubleshootingChecks("TROUBLESHOOTING.md")...)
+	return append(checks, troubleshootingChecks("PROBLEMAS.md")...)
 }
 
 // walkCopy copies the repository to dst, without what a build or a run
@@ -396,6 +400,43 @@ func TestDocWalk(t *testing.T) {
 	}
 	pmTool(t, "pm2")
 	pmTool(t, "forever")
+	w := newWalker(t)
+	pm2 := filepath.Join(repoRoot(), "tools", "node_modules", ".bin", "pm2")
+	forever := filepath.Join(repoRoot(), "tools", "node_modules", ".bin", "forever")
+	t.Cleanup(func() {
+		for _, c := range [][]string{{pm2, "kill"}, {forever, "stopall"}} {
+			cmd := exec.Command(c[0], c[1:]...)
+			cmd.Env = w.env
+			_ = cmd.Run()
+		}
+	})
+	w.follow(t, walkDocs, walkChecks())
+}
+
+// TestDocWalkFirstSteps follows the tutorial and its Spanish twin, which
+// need nothing but Go and curl (and no root; the test runs them in a private
+// namespace only so that their fixed ports are free and nothing outlives it).
+func TestDocWalkFirstSteps(t *testing.T) {
+	if !inPrivateNamespace(t) {
+		return
+	}
+	for _, tool := range []string{"curl", "go", "ps", "pgrep"} {
+		requireTool(t, tool)
+	}
+	var checks []walkCheck
+	for _, f := range firstStepsDocs {
+		checks = append(checks, tutorialChecks(filepath.Base(f))...)
+	}
+	newWalker(t).follow(t, firstStepsDocs, checks)
+}
+
+// firstStepsDocs are the documents TestDocWalkFirstSteps follows.
+var firstStepsDocs = []string{"docs/TUTORIAL.md", "docs/PRIMEROS-PASOS.md"}
+
+// newWalker makes a fresh copy of the repository with its own HOME,
+// PM2_HOME and FOREVER_ROOT, and the environment its blocks run with.
+func newWalker(t *testing.T) *walker {
+	t.Helper()
 	tmp := t.TempDir()
 	for _, d := range []string{filepath.Dir(tmp), tmp} {
 		_ = os.Chmod(d, 0o755) // nginx's workers run as nobody: they enter run/nginx
@@ -421,20 +462,16 @@ func TestDocWalk(t *testing.T) {
 	}
 	w.env = append(w.env, "HOME="+filepath.Join(tmp, "home"), "PM2_HOME="+filepath.Join(tmp, "pm2"),
 		"FOREVER_ROOT="+filepath.Join(tmp, "forever"), "GOCACHE="+ge[0], "GOMODCACHE="+ge[1], "GOPATH="+ge[2], "GOFLAGS=-buildvcs=false")
-	pm2 := filepath.Join(repoRoot(), "tools", "node_modules", ".bin", "pm2")
-	forever := filepath.Join(repoRoot(), "tools", "node_modules", ".bin", "forever")
-	t.Cleanup(func() {
-		for _, c := range [][]string{{pm2, "kill"}, {forever, "stopall"}} {
-			cmd := exec.Command(c[0], c[1:]...)
-			cmd.Env = w.env
-			_ = cmd.Run()
-		}
-	})
+	return w
+}
 
-	checks := walkChecks()
+// follow runs the sh blocks of docs in order, each check after the first
+// block its text names, and fails for a check that did not run.
+func (w *walker) follow(t *testing.T, docs []string, checks []walkCheck) {
+	t.Helper()
 	used := make([]bool, len(checks))
 	ran, skipped, start := 0, 0, time.Now()
-	for _, doc := range walkDocs {
+	for _, doc := range docs {
 		blocks, err := walkBlocks(filepath.Join(w.dir, doc))
 		if err != nil {
 			t.Fatal(err)
@@ -468,5 +505,5 @@ func TestDocWalk(t *testing.T) {
 			t.Errorf("no block of %s contains %q: the walk's check of that claim did not run", c.file, c.after)
 		}
 	}
-	t.Logf("walked %v: %d sh blocks run, %d marked skip, in %s", walkDocs, ran, skipped, time.Since(start).Round(time.Second))
+	t.Logf("walked %v: %d sh blocks run, %d marked skip, in %s", docs, ran, skipped, time.Since(start).Round(time.Second))
 }

@@ -13,9 +13,9 @@ import (
 func TestInfoHTMLEscapesArguments(t *testing.T) {
 	port := FreePort(t)
 	hostile := `</td><script>alert(1)</script><!--lbserver:uptime-->`
-	// --master-metrics is accepted (and unused) by a plain FORK process: a
-	// free-form argument that reaches /info's argument list.
-	p := StartLB(t, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--master-metrics", hostile)
+	// --build is a free-form argument that reaches /info's argument list; it
+	// runs only when a file under --watch-dir changes, and nothing does here.
+	p := StartLB(t, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--watch", "--watch-dir", t.TempDir(), "--build", hostile)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	WaitHTTP(t, p, base+"/healthz", 15*time.Second)
 	body := string(MustGet(t, base+"/info").Body)

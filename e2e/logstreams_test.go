@@ -19,7 +19,7 @@ func TestLogStreamsInfoOnStdout(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			port := FreePort(t)
 			var stdout, stderr syncBuffer
-			cmd := exec.Command(binPath, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--mode", mode, "--workers", "2")
+			cmd := exec.Command(binPath, append([]string{"--host", "127.0.0.1", "--port", strconv.Itoa(port)}, modeArgs(mode, 2)...)...)
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			p := StartCmd(t, cmd)
 			WaitHTTP(t, p, fmt.Sprintf("http://127.0.0.1:%d/healthz", port), 15*time.Second)
@@ -39,7 +39,7 @@ func TestLogStreamsInfoOnStdout(t *testing.T) {
 			blocker := StartLB(t, "--host", "127.0.0.1", "--port", strconv.Itoa(port))
 			WaitHTTP(t, blocker, fmt.Sprintf("http://127.0.0.1:%d/healthz", port), 15*time.Second)
 			var o2, e2 syncBuffer
-			c2 := exec.Command(binPath, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--mode", mode, "--workers", "2")
+			c2 := exec.Command(binPath, append([]string{"--host", "127.0.0.1", "--port", strconv.Itoa(port)}, modeArgs(mode, 2)...)...)
 			c2.Stdout, c2.Stderr = &o2, &e2
 			p2 := StartCmd(t, c2)
 			if !p2.Wait(15 * time.Second) {

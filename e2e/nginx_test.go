@@ -45,6 +45,17 @@ func ngxInNamespace(t *testing.T) bool {
 		return true
 	}
 	requireTool(t, "nginx")
+	return inPrivateNamespace(t)
+}
+
+// inPrivateNamespace is ngxInNamespace for a test that runs no nginx: the
+// same private network and pid namespace, where fixed ports are free and
+// nothing the test starts outlives it.
+func inPrivateNamespace(t *testing.T) bool {
+	t.Helper()
+	if os.Getenv(ngxEnvInside) == "1" {
+		return true
+	}
 	requireTool(t, "unshare")
 	requireTool(t, "ip")
 	relRequireRoot(t)

@@ -111,7 +111,7 @@ func TestReliabilityReloadWatch(t *testing.T) {
 			}
 			port := FreePort(t)
 			base := relBase(port)
-			p := StartCmd(t, exec.Command(exe, "--port", strconv.Itoa(port), "--host", "127.0.0.1", "--mode", c.mode, "--workers", "2", "--watch"))
+			p := StartCmd(t, exec.Command(exe, append(append([]string{"--port", strconv.Itoa(port), "--host", "127.0.0.1"}, modeArgs(c.mode, 2)...), "--watch")...))
 			WaitHTTP(t, p, base+"/healthz", 20*time.Second)
 			relWaitLog(t, p, "watching", 1, 10*time.Second)
 			build0 := relBuild(t, base)

@@ -107,7 +107,7 @@ func httpServer(h http.Handler, log *slog.Logger) *http.Server {
 		ReadHeaderTimeout: 10 * time.Second, // slowloris
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      5 * time.Minute,  // the heavy route may compute for a while
-		IdleTimeout:       75 * time.Second, // longer than nginx's upstream keepalive_timeout (60s)
+		IdleTimeout:       75 * time.Second, // longer than nginx's upstream keepalive_timeout (30s as shipped, 60s by default)
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 }

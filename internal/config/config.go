@@ -46,7 +46,7 @@ type Config struct {
 	HostName string // sent in the X-Server-Host header; "" means the machine's hostname
 	Port     int    // 1..65535
 	Mode     Mode
-	Workers  int // CLUSTER workers; FORK ignores it unless Watch
+	Workers  int // CLUSTER workers; --workers with FORK is a usage error
 
 	MaxCant      int64         // largest cant /api/randoms accepts
 	DefaultCant  int64         // cant when the query has none
@@ -178,12 +178,15 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	if getenv("MODE") != "" {
 		modeFrom = "environment variable MODE"
 	}
+	workersSet := false
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "port", "p":
 			portFrom = "--" + f.Name
 		case "mode", "m", "modo":
 			modeFrom = "--" + f.Name
+		case "workers":
+			workersSet = true
 		}
 	})
 	var err error
@@ -212,6 +215,10 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 		return c, &UsageError{"--watch-dir needs --watch"}
 	case c.ReusePort && c.Mode == ModeCluster:
 		return c, &UsageError{"--reuseport is for FORK instances; CLUSTER already shares its port between workers"}
+	case workersSet && c.Mode != ModeCluster:
+		return c, &UsageError{fmt.Sprintf("--workers is for CLUSTER; a FORK process is one process (with --watch: one supervised worker), so --workers %d would be ignored", c.Workers)}
+	case c.MasterMetrics != "" && !c.Supervised():
+		return c, &UsageError{"--master-metrics is for a master (CLUSTER, or FORK with --watch); a plain FORK process has no master: its own counters are on /metrics"}
 	case c.SharedSocket && c.Mode != ModeCluster:
 		return c, &UsageError{"--shared-socket is for CLUSTER (one accept queue shared by the workers); a FORK process has one socket already"}
 	case !ValidHostName(c.HostName):

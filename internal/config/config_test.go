@@ -220,3 +220,43 @@ func TestStringShowsEverySetting(t *testing.T) {
 		}
 	}
 }
+
+// A flag that does not apply to the mode is refused with exit 2 (as the
+// README says), not accepted by --check and then ignored: --workers belongs
+// to CLUSTER, --master-metrics to a master (CLUSTER, or FORK with --watch).
+func TestFlagsOutsideTheirModeAreRefused(t *testing.T) {
+	bad := []struct {
+		args []string
+		env  func(string) string
+		want string
+	}{
+		{[]string{"--mode", "FORK", "--workers", "4"}, env(), "--workers is for CLUSTER"},
+		{[]string{"--workers", "4"}, env(), "--workers is for CLUSTER"},
+		{[]string{"--workers", "2", "--watch"}, env(), "--workers is for CLUSTER"},
+		{[]string{"--workers", "2"}, env("MODE", "cluster", "PORT", "8081"), ""}, // valid: MODE says CLUSTER
+		{[]string{"--mode", "FORK", "--master-metrics", "127.0.0.1:9100"}, env(), "--master-metrics is for a master"},
+		{[]string{"--master-metrics", "127.0.0.1:9100"}, env("MODE", "fork"), "--master-metrics is for a master"},
+	}
+	for _, tt := range bad {
+		_, err := Parse(tt.args, tt.env, &bytes.Buffer{})
+		if tt.want == "" {
+			if err != nil {
+				t.Errorf("Parse(%q): got %v, want no error", tt.args, err)
+			}
+			continue
+		}
+		var ue *UsageError
+		if !errors.As(err, &ue) || !strings.Contains(ue.Msg, tt.want) || strings.Contains(ue.Msg, "\n") {
+			t.Errorf("Parse(%q): got %v, want a one-line usage error containing %q", tt.args, err, tt.want)
+		}
+	}
+	for _, args := range [][]string{
+		{"--mode", "CLUSTER", "--workers", "4"},
+		{"--mode", "CLUSTER", "--master-metrics", "127.0.0.1:9100"},
+		{"--mode", "FORK", "--watch", "--master-metrics", "127.0.0.1:9100"},
+	} {
+		if _, err := Parse(args, env(), &bytes.Buffer{}); err != nil {
+			t.Errorf("Parse(%q): got %v, want no error", args, err)
+		}
+	}
+}
