@@ -160,6 +160,8 @@ func (l *loop) handle(ev event) {
 		l.onReadyTimeout(ev.c)
 	case evStopTimeout:
 		l.onStopTimeout(ev.c)
+	case evShutdownDelay:
+		l.terminateAll()
 	case evReload:
 		l.requestReload("reload requested")
 	case evReloadWait:
@@ -245,7 +247,8 @@ func (l *loop) onExit(c *child, err error) {
 }
 
 // stop begins the master's stop: no more restarts or reloads; every worker
-// gets SIGTERM and StopTimeout to drain and exit.
+// is told the cluster stops, then (after ShutdownDelay) gets SIGTERM and
+// StopTimeout to drain and exit.
 func (l *loop) stop() {
 	if l.stopping {
 		return
@@ -260,9 +263,7 @@ func (l *loop) stop() {
 	}
 	l.log.Info("master stopping", "workers", len(l.children))
 	l.emit(Event{Kind: EventStopping})
-	for _, c := range l.sorted() {
-		l.terminate(c)
-	}
+	l.stopWorkers()
 }
 
 // kill is the forced stop (a second stop signal): SIGKILL every worker now.

@@ -31,6 +31,7 @@ type Worker struct {
 	srv      *drain.Server    // what adopted sockets are served by, once Serve runs
 	want     map[int]bool     // slots the master asked this worker to adopt
 	adopted  map[int]func()   // slots served now, and how to stop
+	stopping stopSignal       // closed when the cluster stops (Stopping)
 }
 
 // ID is the worker's slot, 1 to Config.Workers. A slot's worker keeps its
@@ -109,6 +110,7 @@ func (w *Worker) watchMaster(ctx context.Context) bool {
 	}()
 	select {
 	case <-gone:
+		w.stopping.fire()
 		w.dropSlots()
 		return true
 	case <-ctx.Done():
@@ -137,6 +139,10 @@ func (w *Worker) obey() {
 	sc := bufio.NewScanner(w.lifeline)
 	for sc.Scan() {
 		verb, arg, _ := strings.Cut(sc.Text(), " ")
+		if verb == lineStopping {
+			w.stopping.fire()
+			continue
+		}
 		k, err := strconv.Atoi(arg)
 		if err != nil || w.slots[k] == nil || k == w.id {
 			continue
