@@ -41,10 +41,19 @@ const ngxEnvInside = "LBSERVER_E2E_NETNS"
 // reliability tests through nginx both use it.
 func ngxInNamespace(t *testing.T) bool {
 	t.Helper()
+	return inNamespace(t, "nginx")
+}
+
+// inNamespace is ngxInNamespace for a test that needs tools (nginx,
+// haproxy) inside.
+func inNamespace(t *testing.T, tools ...string) bool {
+	t.Helper()
 	if os.Getenv(ngxEnvInside) == "1" {
 		return true
 	}
-	requireTool(t, "nginx")
+	for _, tool := range tools {
+		requireTool(t, tool)
+	}
 	requireTool(t, "unshare")
 	requireTool(t, "ip")
 	relRequireRoot(t)
