@@ -484,3 +484,63 @@ func TestHAProxyReloadUnderLoad(t *testing.T) {
 		reloads, took.Round(time.Millisecond), res, len(seen))
 	relAssertNoLoss(t, res)
 }
+
+// The same failures behind nginx and behind HAProxy, in one run: an
+// instance killed (SIGKILL: down), and one stopped (SIGTERM) with and
+// without --shutdown-delay 3s, each under 4 keep-alive clients through
+// port 80. No request may fail behind either. nginx open source has no
+// active checks: it learns that an instance is gone from failed attempts
+// and resends them (retried > 0 whenever the instance closes its port under
+// load). HAProxy, asking /readyz, takes an instance that stops with a
+// shutdown delay out before it closes its port: 0 retried. Without the
+// delay it has nothing to learn from either, and retries like nginx.
+func TestBalancersCompareStoppingInstance(t *testing.T) {
+	if !inNamespace(t, "nginx", "haproxy") {
+		return
+	}
+	type stopCase struct {
+		name  string
+		sig   syscall.Signal
+		extra []string
+	}
+	cases := []stopCase{
+		{"instance down (SIGKILL)", syscall.SIGKILL, nil},
+		{"SIGTERM, no shutdown delay", syscall.SIGTERM, nil},
+		{"SIGTERM, --shutdown-delay 3s", syscall.SIGTERM, []string{"--shutdown-delay", "3s"}},
+	}
+	var report []string
+	for _, bal := range []string{"nginx", "haproxy"} {
+		for _, sc := range cases {
+			t.Run(bal+"/"+sc.name, func(t *testing.T) {
+				ngxStartLB(t, "127.0.0.1", 8080, "--mode", "FORK")
+				inst := map[int]*Proc{}
+				for port := 8082; port <= 8085; port++ {
+					inst[port] = ngxStartLB(t, "127.0.0.1", port, append([]string{"--mode", "FORK"}, sc.extra...)...)
+				}
+				var r hapResult
+				if bal == "nginx" {
+					ng := ngxStart(t, ngxConf("topology-b.conf"))
+					r = balancerStopping(t, inst, 8083, sc.sig, nil, nil)
+					_ = ng.Signal(syscall.SIGQUIT)
+					ng.Wait(10 * time.Second)
+				} else {
+					h := hapStart(t, hapConf("topology-b.cfg"))
+					r = hapStopping(t, inst, 8083, sc.sig)
+					_ = h.Signal(syscall.SIGUSR1) // graceful stop
+					h.Wait(10 * time.Second)
+				}
+				report = append(report, fmt.Sprintf("%-8s %-30s %s", bal, sc.name, r))
+				if r.failed != 0 {
+					t.Errorf("%d of %d requests failed, first: %s", r.failed, r.requests, r.first)
+				}
+				if bal == "haproxy" && sc.extra != nil && r.retried != 0 {
+					t.Errorf("HAProxy retried %d requests although :8083 answered 503 on /readyz for 3s first, want 0", r.retried)
+				}
+				if !r.lastAnswer.IsZero() && r.lastAnswer.After(r.exited) {
+					t.Errorf(":8083 answered a request that started after it had exited")
+				}
+			})
+		}
+	}
+	t.Logf("one instance of four (:8083) stopped under 4 keep-alive clients, through port 80:\n%s", strings.Join(report, "\n"))
+}

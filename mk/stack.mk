@@ -1,12 +1,23 @@
 # nginx in front of lbserver, one command per topology (scripts/stack.sh;
 # docs/COMMANDS.md). RUN_DIR holds logs, pid files and nginx's prefix.
 # NGINX_PORT=8088 runs nginx on another port (80 needs root).
+# BALANCER=haproxy runs HAProxy in front instead (deploy/haproxy/*.cfg, with
+# active checks on /readyz); BALANCER_PORT is the balancer's port for either.
 RUN_DIR ?= run
-STACK = LBSERVER_BIN=$(BIN) RUN_DIR=$(RUN_DIR) $(if $(NGINX_PORT),NGINX_PORT=$(NGINX_PORT)) scripts/stack.sh
+BALANCER ?= nginx
+# BALANCER and BALANCER_PORT reach scripts/stack.sh through its environment
+# only (never spliced into a command line); stack.sh checks them again.
+export BALANCER BALANCER_PORT
+# One word, nginx or haproxy; checked when a stack target runs, so that a
+# bad value stops `make stack-a` before anything starts.
+balancer_ok = $(and $(filter 1,$(words $(BALANCER))),$(filter nginx haproxy,$(BALANCER)))
+check_balancer = $(if $(balancer_ok),,$(error BALANCER must be nginx or haproxy, got '$(BALANCER)'))
+STACK = $(check_balancer)LBSERVER_BIN=$(BIN) RUN_DIR=$(RUN_DIR) $(if $(NGINX_PORT),NGINX_PORT=$(NGINX_PORT)) scripts/stack.sh
 
 .PHONY: stack-a stack-b stack-down stack-status demo
 
 ## stack-a: build, then nginx :80 -> /api/randoms on CLUSTER :8081, the rest on FORK :8080
+##          (BALANCER=haproxy: HAProxy instead, checking each instance's /readyz)
 stack-a: build
 	$(STACK) up a
 
@@ -18,7 +29,7 @@ stack-b: build
 stack-status:
 	$(STACK) status
 
-## stack-down: stop nginx and every lbserver the stack started
+## stack-down: stop nginx (or HAProxy) and every lbserver the stack started
 stack-down:
 	$(STACK) down
 
