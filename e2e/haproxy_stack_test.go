@@ -78,7 +78,7 @@ func TestHAProxyStackMakeTargets(t *testing.T) {
 
 	ngxMustMake(t, bin, runDir, "stack-down")
 	Eventually(t, 15*time.Second, "no haproxy, nginx or lbserver left after make stack-down", func() bool {
-		return len(walkProcs(`^haproxy |^nginx: |(^|/)lbserver( |$)`)) == 0
+		return len(walkProcs(`(^|/)haproxy |^nginx: |(^|/)lbserver( |$)`)) == 0
 	})
 }
 
