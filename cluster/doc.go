@@ -65,7 +65,8 @@
 //	fd 3   the slot's listening socket (the worker accepts on it, never binds)
 //	fd 4   the write end of a ready pipe: one byte when the worker serves
 //	fd 5   the read end of a lifeline pipe: the master's commands, one per
-//	       line ("adopt K", "release K"); EOF means the master is gone
+//	       line ("adopt K", "release K", "stopping": the master's stop began,
+//	       Worker.Stopping is closed); EOF means the master is gone
 //	fd 6.. every slot's socket, for adoption (with 2 to 64 slots)
 //
 // and these variables (Config.EnvPrefix, default "CLUSTER_", then the name):
@@ -95,7 +96,8 @@
 //
 // # Signals
 //
-//	master SIGINT, SIGTERM  stop (ctx done): SIGTERM every worker, wait for them
+//	master SIGINT, SIGTERM  stop (ctx done): tell every worker "stopping", after
+//	                        Config.ShutdownDelay (default 0) SIGTERM every worker, wait for them
 //	                        (StopTimeout, default DrainTimeout + 5s, then SIGKILL
 //	                        and Run returns ErrStopTimeout), close the sockets
 //	master second signal    (Config.Force closed, see Signals) SIGKILL every
