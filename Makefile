@@ -16,6 +16,9 @@ BENCH_OUT ?= docs
 BENCH_QUICK ?=
 FUZZTIME ?= 10s
 FOREVER_TIMEOUT ?= 30
+BALANCER ?= nginx
+BALANCER_PORT ?=
+LAB_BALANCER ?= nginx
 
 # A value given to make (make run PORT=8081, make lab-fail HOST=2) is data,
 # never code: each of these variables is made to hold its text as given
@@ -24,7 +27,7 @@ FOREVER_TIMEOUT ?= 30
 # environment ("$$PORT"), never pasted into a shell command line: the
 # targets that use one export it (target: export NAME := $(NAME)). GO is a
 # command by design (make GO=go1.26.0) and is not among them.
-USER_VARS := PORT MODE HOST BIN TESTFLAGS RUN_DIR NGINX_PORT DEMO_REQUESTS BENCH_OUT BENCH_QUICK FUZZTIME FOREVER_TIMEOUT
+USER_VARS := PORT MODE HOST BIN TESTFLAGS RUN_DIR NGINX_PORT DEMO_REQUESTS BENCH_OUT BENCH_QUICK FUZZTIME FOREVER_TIMEOUT BALANCER BALANCER_PORT LAB_BALANCER
 $(foreach v,$(USER_VARS),$(eval override $(v) := $$(value $(v))))
 export BIN
 
@@ -39,6 +42,9 @@ $(call check-number,PORT)
 $(call check-number,NGINX_PORT)
 $(call check-number,DEMO_REQUESTS)
 $(call check-number,FOREVER_TIMEOUT)
+$(call check-number,BALANCER_PORT)
+$(call check-one-of,BALANCER,nginx haproxy,nginx$(,) haproxy)
+$(call check-one-of,LAB_BALANCER,nginx haproxy,nginx$(,) haproxy)
 $(call check-one-of,MODE,FORK CLUSTER fork cluster Fork Cluster,FORK$(,) CLUSTER (any case))
 $(if $(HOST),$(call check-one-of,HOST,1 2 3 4,1$(,) 2$(,) 3$(,) 4 (e.g. make lab-fail HOST=2)))
 

@@ -103,9 +103,11 @@
 //	fd 4   the write end of a report pipe: byte 1 when the worker serves,
 //	       then byte 2 and its last words before it exits
 //	fd 5   the read end of a lifeline pipe: the master's commands, one per
-//	       line, each the whole set of other slots the worker accepts for
-//	       ("adopted 2 5", "adopted"), so none is lost by replacing an
-//	       older one not yet read; EOF means the master is gone
+//	       line, each the whole state: the set of other slots the worker
+//	       accepts for ("adopted 2 5", "adopted"), then "stopping" once the
+//	       master's stop began (Worker.Stopping is closed), so none is lost
+//	       by replacing an older one not yet read; EOF means the master is
+//	       gone
 //	fd 6.. every slot's socket, for adoption (with 2 to 64 slots)
 //
 // and these variables (Config.EnvPrefix, default "CLUSTER_", then the name):
@@ -137,10 +139,12 @@
 // # Signals
 //
 //	master SIGINT, SIGTERM  stop (ctx done, with Signals): close the sockets
-//	                        it bound (new connections are refused at once),
-//	                        SIGTERM every worker, wait for them (StopTimeout,
-//	                        default DrainTimeout + 5s, then SIGKILL and Run
-//	                        returns ErrStopTimeout)
+//	                        it bound (new connections are refused at once
+//	                        once the workers close theirs), tell every
+//	                        worker "stopping", after Config.ShutdownDelay
+//	                        (default 0) SIGTERM every worker, wait for them
+//	                        (StopTimeout, default DrainTimeout + 5s, then
+//	                        SIGKILL and Run returns ErrStopTimeout)
 //	master second signal    (Config.Force closed, see Signals) SIGKILL every
 //	                        worker; Run returns ErrForced
 //	master SIGHUP           rolling reload

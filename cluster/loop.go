@@ -82,6 +82,7 @@ type child struct {
 	gone     bool   // it exited
 	adopted  int    // slots it accepts for besides its own
 	told     string // the last adoption state told on its lifeline
+	toldStop bool   // it is told the cluster stops (shutdown.go)
 	readyBy  *timer // its ready timeout, until it is ready
 	exitBy   *timer // its stop timeout, once it was sent SIGTERM
 }
@@ -176,6 +177,8 @@ func (l *loop) handle(ev event) {
 		l.onExit(ev.c, ev.err, ev.words)
 	case evRestart, evReadyTimeout, evStopTimeout:
 		l.onTimer(ev)
+	case evShutdownDelay:
+		l.terminateAll()
 	case evReload:
 		l.requestReload("reload requested")
 	case evReloadWait:
@@ -274,10 +277,11 @@ func (l *loop) onExit(c *child, err error, words string) {
 }
 
 // stop begins the master's stop: no more restarts or reloads; every worker
-// gets SIGTERM and StopTimeout to drain and exit. The master's own copies
-// of the sockets it bound are closed now, so that a new connection is
-// refused at once instead of waiting in a queue nobody will accept from;
-// the workers close theirs as they drain.
+// is told the cluster stops, then (after ShutdownDelay) gets SIGTERM and
+// StopTimeout to drain and exit. The master's own copies of the sockets it
+// bound are closed now, so that a new connection that no worker will take
+// is refused at once instead of waiting in a queue; the workers close
+// theirs as they drain.
 func (l *loop) stop() {
 	if l.stopping {
 		return
@@ -295,9 +299,7 @@ func (l *loop) stop() {
 	}
 	l.log.Info("master stopping", "workers", len(l.children))
 	l.emit(Event{Kind: EventStopping})
-	for _, c := range l.sorted() {
-		l.terminate(c)
-	}
+	l.stopWorkers()
 }
 
 // kill is the forced stop (a second stop signal): SIGKILL every worker now.

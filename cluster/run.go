@@ -66,8 +66,14 @@ type Config struct {
 	ReadyTimeout time.Duration // every new worker must be ready within it, else it is stopped; default 15s
 	DrainTimeout time.Duration // worker: Serve's drain budget; default 10s
 	StopTimeout  time.Duration // a stopped worker must exit within it, else SIGKILL; default DrainTimeout + 5s
-	CrashWindow  time.Duration // crashes counted for the restart backoff; default 1m
-	MaxBackoff   time.Duration // restart delay cap; default 10s
+	// ShutdownDelay is how long the workers serve on, with Worker.Stopping
+	// closed, between the start of the master's stop and their SIGTERM: time
+	// for health-checking balancers to stop sending them traffic. Default 0.
+	// In-process (no worker processes), Run's fn gets its ctx done that long
+	// after the stop. A reload never waits for it.
+	ShutdownDelay time.Duration
+	CrashWindow   time.Duration // crashes counted for the restart backoff; default 1m
+	MaxBackoff    time.Duration // restart delay cap; default 10s
 	// MaxConnRequests is how many requests a keep-alive connection carries
 	// in Serve (drain.Options.MaxConnRequests).
 	MaxConnRequests int
@@ -350,6 +356,8 @@ func runInProcess(ctx context.Context, cfg *Config, fn func(context.Context, *Wo
 	cfg.Workers = 1
 	w := &Worker{id: 1, cfg: cfg, lns: []net.Listener{ln}}
 	defer w.closeListeners()
+	ctx, cancel := w.delayStop(ctx, cfg.ShutdownDelay, cfg.Force)
+	defer cancel()
 	return fn(ctx, w)
 }
 

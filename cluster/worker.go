@@ -31,6 +31,7 @@ type Worker struct {
 	accepts  *slotListener    // what Listeners returned, once called; adopted sockets are accepted there without Serve
 	want     map[int]bool     // slots the master asked this worker to adopt
 	adopted  map[int]func()   // slots served now, and how to stop
+	stopping stopSignal       // closed when the cluster stops (Stopping)
 }
 
 // ID is the worker's slot, 1 to Config.Workers. A slot's worker keeps its
@@ -146,6 +147,7 @@ func (w *Worker) watchMaster(ctx context.Context) bool {
 	}()
 	select {
 	case <-gone:
+		w.stopping.fire()
 		w.dropSlots()
 		return true
 	case <-ctx.Done():
@@ -176,7 +178,11 @@ func (w *Worker) dropSlots() {
 func (w *Worker) obey() {
 	sc := bufio.NewScanner(w.lifeline)
 	for sc.Scan() {
-		slots, ok := parseLifeline(sc.Text())
+		line := sc.Text()
+		if lineSaysStopping(line) {
+			w.stopping.fire()
+		}
+		slots, ok := parseLifeline(line)
 		if !ok {
 			continue
 		}

@@ -185,3 +185,46 @@ func TestDrainReleasesSlotSockets(t *testing.T) {
 		t.Fatalf("dial %s once the worker drains: connected, want refused", addr)
 	}
 }
+
+// "stopping" on the lifeline closes Stopping and leaves the worker serving
+// (its ctx goes on); so does EOF, which also ends the ctx.
+func TestLifelineStoppingClosesStopping(t *testing.T) {
+	for _, eof := range []bool{false, true} {
+		r, lw, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &Worker{id: 1, lifeline: r, slots: map[int]*os.File{}}
+		ctx, cancel := context.WithCancel(context.Background())
+		gone := make(chan bool, 1)
+		go func() { gone <- w.watchMaster(ctx) }()
+		select {
+		case <-w.Stopping():
+			t.Fatal("Stopping closed before the master said so")
+		default:
+		}
+		if eof {
+			lw.Close()
+		} else if _, err := lw.WriteString("adopted stopping\n"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-w.Stopping():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("eof=%v: Stopping not closed", eof)
+		}
+		if !eof {
+			select {
+			case <-gone:
+				t.Fatal("\"stopping\" ended the lifeline watch; the worker must serve on")
+			default:
+			}
+			cancel()
+		}
+		if got := <-gone; got != eof {
+			t.Errorf("eof=%v: watchMaster = %v, want %v", eof, got, eof)
+		}
+		cancel()
+		lw.Close()
+	}
+}

@@ -342,6 +342,23 @@ func walkChecks() []walkCheck {
 		{"COMMANDS.md", "make stack-down                                     #", func(t *testing.T, w *walker, out string) {
 			nothingLeft(t, "the stop commands")
 		}},
+		{"COMMANDS.md", "make stack-b BALANCER=haproxy", func(t *testing.T, w *walker, out string) {
+			contains("topology B is up (haproxy on port 80)", "lbserver_randoms,r8082,UP", "lbserver_randoms,r8085,UP")(t, w, out)
+			demo(t, w, out)
+		}},
+		{"COMMANDS.md", "--shutdown-delay 3s >>", func(t *testing.T, w *walker, out string) {
+			contains(`{"error":"stopping"} 503`)(t, w, out)
+			if n := len(regexp.MustCompile(`(?m)^200$`).FindAllString(out, -1)); n != 2 {
+				t.Errorf("want 200 from /api/randoms and from /livez while 8083 stops (2 lines), got %d:\n%s", n, out)
+			}
+		}},
+		{"COMMANDS.md", "kill -USR2", func(t *testing.T, w *walker, out string) {
+			contains("X-Server-Port: 8081")(t, w, out)
+			nothingLeft(t, "make stack-down after HAProxy")
+			if left := walkProcs(`(^|/)haproxy `); len(left) != 0 {
+				t.Errorf("HAProxy still runs after make stack-down: %v", left)
+			}
+		}},
 		{"COMMANDS.md", "pm2 kill", func(t *testing.T, w *walker, out string) {
 			contains("lbserver-cluster", "online", "lbserver-b")(t, w, out)
 			nothingLeft(t, "pm2 kill")
@@ -392,7 +409,7 @@ func walkCopy(t *testing.T, dst string) {
 }
 
 func TestDocWalk(t *testing.T) {
-	if !ngxInNamespace(t) {
+	if !inNamespace(t, "nginx", "haproxy") {
 		return
 	}
 	for _, tool := range []string{"make", "curl", "setsid", "go"} {

@@ -9,6 +9,7 @@ package e2e
 // a crashed run) cannot be mistaken for the test's own.
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"net"
@@ -38,6 +39,8 @@ type lab struct {
 	runDir string // LAB_RUN_DIR
 	bin    string // the lbserver the lab runs (make builds it)
 	url    string // nginx, seen from this machine: http://NET.255.2
+	// balancer is LAB_BALANCER: "" (nginx) or "haproxy".
+	balancer string
 }
 
 // labFreeNet is a 10.X private /16 that no interface of this machine uses.
@@ -63,8 +66,14 @@ func labFreeNet(t *testing.T) string {
 // when the test fails.
 func labStart(t *testing.T) *lab {
 	t.Helper()
+	return labStartWith(t, "")
+}
+
+// labStartWith is labStart with LAB_BALANCER=balancer ("": nginx).
+func labStartWith(t *testing.T, balancer string) *lab {
+	t.Helper()
 	requireTool(t, "ip")
-	requireTool(t, "nginx")
+	requireTool(t, cmp.Or(balancer, "nginx"))
 	requireTool(t, "make")
 	relRequireRoot(t)
 	tmp := t.TempDir()
@@ -80,6 +89,8 @@ func labStart(t *testing.T) *lab {
 		net:    labFreeNet(t),
 		runDir: filepath.Join(tmp, "run"),
 		bin:    filepath.Join(tmp, "lbserver"),
+
+		balancer: balancer,
 	}
 	l.url = "http://" + l.net + ".255.2"
 	t.Cleanup(l.down)
@@ -98,6 +109,9 @@ func (l *lab) make(target string, vars ...string) (string, error) {
 	args := append([]string{"-C", repoRoot(), "--no-print-directory", target, "BIN=" + l.bin}, vars...)
 	cmd := exec.Command("make", args...)
 	cmd.Env = append(os.Environ(), "LAB_PREFIX="+l.prefix, "LAB_NET="+l.net, "LAB_RUN_DIR="+l.runDir)
+	if l.balancer != "" {
+		cmd.Env = append(cmd.Env, "LAB_BALANCER="+l.balancer)
+	}
 	done := make(chan struct{})
 	timer := time.AfterFunc(3*time.Minute, func() {
 		select {
@@ -599,8 +613,14 @@ func labProcState(pid int) string {
 
 // A host's whole lbserver killed under load: no client error, no answer
 // from it afterwards; lab-heal starts it again.
-func TestNginxLabKill(t *testing.T) {
-	l := labStart(t)
+func TestNginxLabKill(t *testing.T) { labKill(t, labStart(t)) }
+
+// The same behind HAProxy (make lab LAB_BALANCER=haproxy): its checks of
+// /readyz take the killed host out, its retries cover the requests in
+// flight, and it puts the host back after two good checks.
+func TestHAProxyLabKill(t *testing.T) { labKill(t, labStartWith(t, "haproxy")) }
+
+func labKill(t *testing.T, l *lab) {
 	ld := labStartLoad(t, l, 1000, 16, 100000, 3*time.Minute)
 	ld.waitFor(t, time.Minute, "200 answers before the kill", func(a []labAnswer) bool { return len(a) >= 200 })
 	master, workers := l.master(3), ChildPids(l.master(3))

@@ -41,11 +41,7 @@ const ngxEnvInside = "LBSERVER_E2E_NETNS"
 // reliability tests through nginx both use it.
 func ngxInNamespace(t *testing.T) bool {
 	t.Helper()
-	if os.Getenv(ngxEnvInside) == "1" {
-		return true
-	}
-	requireTool(t, "nginx")
-	return inPrivateNamespace(t)
+	return inNamespace(t, "nginx")
 }
 
 // inPrivateNamespace is ngxInNamespace for a test that runs no nginx: the
@@ -53,8 +49,18 @@ func ngxInNamespace(t *testing.T) bool {
 // nothing the test starts outlives it.
 func inPrivateNamespace(t *testing.T) bool {
 	t.Helper()
+	return inNamespace(t)
+}
+
+// inNamespace is ngxInNamespace for a test that needs tools (nginx,
+// haproxy, or none) inside.
+func inNamespace(t *testing.T, tools ...string) bool {
+	t.Helper()
 	if os.Getenv(ngxEnvInside) == "1" {
 		return true
+	}
+	for _, tool := range tools {
+		requireTool(t, tool)
 	}
 	requireTool(t, "unshare")
 	requireTool(t, "ip")

@@ -3,13 +3,18 @@
 # LAB_PREFIX (default lbl-) names the namespaces and links; LAB_NET (default
 # 10.213) is the private /16 they use; LAB_RUN_DIR (default run/lab) holds
 # logs, pid files and nginx's prefix.
+# LAB_BALANCER=haproxy puts HAProxy in front instead of nginx (active checks
+# on each host's /readyz); it reaches lab.sh through the environment only,
+# and lab.sh accepts nginx or haproxy.
 LAB = LBSERVER_BIN="$$BIN" scripts/lab.sh
+export LAB_BALANCER
 
 lab-fail lab-heal lab-kill: export HOST := $(HOST)
 
 .PHONY: lab lab-status lab-down lab-fail lab-heal lab-kill lab-reload lab-screenshot
 
 ## lab: build, then nginx + four CLUSTER hosts in network namespaces (root); prints the URL to open
+##      (LAB_BALANCER=haproxy: HAProxy instead of nginx)
 lab: build
 	@$(LAB) up
 

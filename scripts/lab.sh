@@ -36,6 +36,10 @@
 #                 in it) is refused: the lab deletes only inside its own
 #   LBSERVER_BIN  the binary (default bin/lbserver; make builds it first)
 #   NGINX         the nginx executable (default: nginx on PATH, else /usr/sbin/nginx)
+#   LAB_BALANCER  nginx (default) or haproxy: HAProxy in the lb namespace
+#                 instead, with deploy/haproxy/topology-b.cfg (the four server
+#                 addresses changed), checking each host's /readyz
+#   HAPROXY       the haproxy executable (default: haproxy on PATH, else /usr/sbin/haproxy)
 #
 # Every command needs root (namespaces, links, ip netns exec, port 80).
 set -euo pipefail
@@ -60,6 +64,11 @@ LOG_DIR=$RUN_DIR/logs
 PREFIX=$RUN_DIR/nginx
 CONF=$PREFIX/conf/nginx.conf
 SHIPPED=$ROOT/deploy/nginx/topology-b.conf
+BALANCER=${LAB_BALANCER:-nginx}
+HAP_DIR=$RUN_DIR/haproxy
+HAP_CONF=$HAP_DIR/haproxy.cfg
+HAP_PID=$HAP_DIR/haproxy.pid
+HAP_SHIPPED=$ROOT/deploy/haproxy/topology-b.cfg
 HOSTS="1 2 3 4"
 APP_PORT=8080
 UPLINK=${P}up
@@ -84,6 +93,10 @@ check_names() {
     die "LAB_PREFIX must be 1 to 10 lower-case letters, digits or '-', starting with a letter, got '$P'"
   private_net "$NET" ||
     die "LAB_NET must be the first two octets of a private /16 (10.X, 172.16-31, 192.168), got '$NET'"
+  case $BALANCER in
+    nginx | haproxy) ;;
+    *) die "LAB_BALANCER must be nginx or haproxy, got '$BALANCER'" ;;
+  esac
 }
 
 # private_net A.B: A.B.0.0/16 is inside 10/8, 172.16/12 or 192.168/16.
@@ -118,6 +131,16 @@ find_nginx() {
   fi
   command -v nginx && return 0
   [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx && return 0
+  return 1
+}
+
+find_haproxy() {
+  if [ -n "${HAPROXY:-}" ]; then
+    [ -x "$HAPROXY" ] && command -v "$HAPROXY" && return 0
+    return 1
+  fi
+  command -v haproxy && return 0
+  [ -x /usr/sbin/haproxy ] && echo /usr/sbin/haproxy && return 0
   return 1
 }
 
@@ -214,6 +237,41 @@ nginx_pid() {
   esac
 }
 
+# haproxy_pid: the pid of the lab's HAProxy master, if it runs.
+haproxy_pid() {
+  local pid
+  [ -s "$HAP_PID" ] || return 1
+  pid=$(head -n 1 "$HAP_PID")
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  # Ours only: the haproxy executable, with our config (a stranger's
+  # command line may merely contain the words).
+  case $(readlink "/proc/$pid/exe" 2>/dev/null) in
+    */haproxy | */haproxy" (deleted)") ;;
+    *) return 1 ;;
+  esac
+  case $(cmdline "$pid") in
+    *haproxy*" -f $HAP_CONF "*) echo "$pid" ;;
+    *) return 1 ;;
+  esac
+}
+
+# balancer_pid: the pid of whichever balancer the lab runs.
+balancer_pid() { nginx_pid || haproxy_pid; }
+
+# write_hconf OUT: the shipped HAProxy topology-b.cfg with only the four
+# server lines of lbserver_randoms changed (127.0.0.1:8082..8085 become
+# host1..host4's address, port 8080). Fails if anything else would differ.
+write_hconf() {
+  local out=$1 n
+  local -a expr=()
+  for n in $HOSTS; do
+    expr+=(-e "s/^([[:space:]]*server[[:space:]]+r$((8081 + n))[[:space:]]+)127\\.0\\.0\\.1:$((8081 + n))$/\\1$(addr_of "$n"):$APP_PORT/")
+  done
+  sed -E "${expr[@]}" "$HAP_SHIPPED" >"$out"
+  [ "$(diff "$HAP_SHIPPED" "$out" | grep -c '^>' || true)" = 4 ] ||
+    die "deriving the lab config from $HAP_SHIPPED did not change exactly its 4 server lines"
+}
+
 workers_of() { pgrep -P "$1" | sort -n | paste -sd' ' - || true; }
 
 # write_conf OUT: the shipped topology-b.conf with only the upstream
@@ -280,12 +338,16 @@ cmd_up() {
   local n ns present
   need_root lab
   check_names
-  NGX=$(find_nginx) || die "nginx is not installed; install it with: apt-get install -y nginx"
+  if [ "$BALANCER" = haproxy ]; then
+    HAP=$(find_haproxy) || die "haproxy is not installed; install it with: apt-get install -y haproxy"
+  else
+    NGX=$(find_nginx) || die "nginx is not installed; install it with: apt-get install -y nginx"
+  fi
   [ -x "$BIN" ] || die "$BIN is missing; build it with: make build"
   lock
   present=$(lab_namespaces | paste -sd' ' -)
   if [ -n "$present" ]; then
-    if [ "$(lab_namespaces | wc -l)" = 5 ] && nginx_pid >/dev/null; then
+    if [ "$(lab_namespaces | wc -l)" = 5 ] && balancer_pid >/dev/null; then
       say "the lab is already up; nothing changed (make lab-down removes it)"
       cmd_status || true
       open_line
@@ -301,11 +363,16 @@ cmd_up() {
   fi
   # Only inside a run folder the lab made (lock checked it).
   [ -e "$RUN_DIR/$RUN_MARK" ] || die "$RUN_DIR is not the lab's run folder (no $RUN_MARK)"
-  rm -rf "$PID_DIR" "$PREFIX"
-  mkdir -p "$PID_DIR" "$LOG_DIR" "$PREFIX/logs" "$PREFIX/conf"
+  rm -rf "$PID_DIR" "$PREFIX" "$HAP_DIR"
+  mkdir -p "$PID_DIR" "$LOG_DIR" "$PREFIX/logs" "$PREFIX/conf" "$HAP_DIR"
   # The config first: nothing is built if it cannot be derived or checked.
-  write_conf "$CONF"
-  "$NGX" -t -q -p "$PREFIX/" -c "$CONF" || die "nginx -t failed for $CONF"
+  if [ "$BALANCER" = haproxy ]; then
+    write_hconf "$HAP_CONF"
+    "$HAP" -c -q -f "$HAP_CONF" || die "haproxy -c failed for $HAP_CONF"
+  else
+    write_conf "$CONF"
+    "$NGX" -t -q -p "$PREFIX/" -c "$CONF" || die "nginx -t failed for $CONF"
+  fi
 
   # From here on a failure leaves part of a lab: say how to remove it.
   trap 'rc=$?; [ "$rc" = 0 ] || say "make lab failed part way; make lab-down removes what it built" >&2' EXIT
@@ -345,9 +412,18 @@ cmd_up() {
   record_pid "$!" "$PID_DIR/lb.pid" "$BIN"
   for n in $HOSTS; do wait_host "$n"; done
   wait_until 15 "lb: lbserver 127.0.0.1:$APP_PORT answering" lb_app_healthy
-  in_ns "$LB_NS" "$NGX" -p "$PREFIX/" -c "$CONF" 9>&-
-  wait_until 15 "nginx in $LB_NS serving /api/randoms from the hosts" nginx_serves
-  say "nginx: $NGX -p $PREFIX/ -c $CONF in $LB_NS (pid $(nginx_pid || echo '?'))"
+  if [ "$BALANCER" = haproxy ]; then
+    # Master-worker mode in the foreground of a session of its own: $! is
+    # the master (ip netns exec and setsid exec in place).
+    ip netns exec "$LB_NS" setsid "$HAP" -W -f "$HAP_CONF" -p "$HAP_PID" >>"$LOG_DIR/haproxy.log" 2>&1 </dev/null 9>&- &
+    echo "$!" >"$HAP_PID"
+    wait_until 15 "haproxy in $LB_NS serving /api/randoms from the hosts" nginx_serves
+    say "haproxy: $HAP -W -f $HAP_CONF in $LB_NS (pid $(haproxy_pid || echo '?'); stats: ip netns exec $LB_NS curl http://127.0.0.1:8404/stats)"
+  else
+    in_ns "$LB_NS" "$NGX" -p "$PREFIX/" -c "$CONF" 9>&-
+    wait_until 15 "nginx in $LB_NS serving /api/randoms from the hosts" nginx_serves
+    say "nginx: $NGX -p $PREFIX/ -c $CONF in $LB_NS (pid $(nginx_pid || echo '?'))"
+  fi
   echo
   cmd_status || true
   echo "fail/heal/kill a host: make lab-fail HOST=N, make lab-heal HOST=N, make lab-kill HOST=N (N = 1..4)"
@@ -375,6 +451,12 @@ cmd_down() {
     stopped=1
   fi
   rm -f "$PREFIX/logs/nginx.pid"
+  if pid=$(haproxy_pid); then
+    # SIGUSR1: soft stop (finish the requests in flight), then SIGKILL.
+    stop_group "$pid" haproxy USR1 10
+    stopped=1
+  fi
+  rm -f "$HAP_PID"
   for n in $HOSTS; do
     if pid=$(host_pid "$n"); then
       # SIGTERM to the master only: it drains its workers itself.
@@ -426,6 +508,8 @@ cmd_status() {
   echo "lab ${P}* on $NET.0.0/16, run folder $RUN_DIR"
   if pid=$(nginx_pid); then
     echo "  lb     ns $LB_NS  $NGINX_ADDR:80 nginx pid $pid (workers $(workers_of "$pid")); bridge br0 $LB_ADDR"
+  elif pid=$(haproxy_pid); then
+    echo "  lb     ns $LB_NS  $NGINX_ADDR:80 haproxy pid $pid (workers $(workers_of "$pid")); bridge br0 $LB_ADDR"
   else
     echo "  lb     ns $LB_NS  nginx NOT RUNNING"
     rc=1

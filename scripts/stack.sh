@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# stack.sh: lbserver behind nginx on this machine, in topology A or B, with
-# one command. `make stack-a`, `make stack-b`, `make stack-status`,
+# stack.sh: lbserver behind nginx (or HAProxy: BALANCER=haproxy) on this
+# machine, in topology A or B, with one command. `make stack-a`, `make stack-b`, `make stack-status`,
 # `make stack-down` and `make demo` call it (mk/stack.mk).
 #
 #   scripts/stack.sh up a|b     start what the topology needs (idempotent:
@@ -22,6 +22,13 @@
 #                 needs root). Any other value copies the shipped config with
 #                 only its `listen` line changed. status and demo use the port
 #                 the stack was started with.
+#   BALANCER      nginx (default) or haproxy: what `up` runs in front, with
+#                 deploy/nginx/topology-X.conf or deploy/haproxy/topology-X.cfg.
+#                 `up` with the other balancer than the running one stops
+#                 that one first (port 80 is refused for a moment).
+#   BALANCER_PORT the balancer's port, for either one (NGINX_PORT's twin).
+#   HAPROXY       the haproxy executable (default: haproxy on PATH, else
+#                 /usr/sbin/haproxy)
 #
 # Files under RUN_DIR: logs/lbserver-PORT.log, pids/lbserver-PORT.pid (each
 # instance runs in a session of its own: setsid, pid = process group id)
@@ -29,7 +36,9 @@
 # is trusted only while they match), .lbserver-stack-run (the mark of a run
 # folder the script made: another RUN_DIR that holds files is refused),
 # nginx/ (nginx's -p prefix: conf/nginx.conf, logs/nginx.pid, logs/*.log),
-# topology (a or b), nginx-port.
+# topology (a or b), nginx-port (the balancer's port), balancer; with
+# BALANCER=haproxy: haproxy/haproxy.cfg, haproxy/haproxy.pid (the master of
+# `haproxy -W`, in its own session) and logs/haproxy.log.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -44,11 +53,15 @@ abspath() {
 RUN_DIR=$(abspath "${RUN_DIR:-$ROOT/run}")
 BIN=$(abspath "${LBSERVER_BIN:-$ROOT/bin/lbserver}")
 # Empty: 80 for `up`; for status and demo, the port the stack was started with.
-NGINX_PORT=${NGINX_PORT:-}
+NGINX_PORT=${BALANCER_PORT:-${NGINX_PORT:-}}
+BALANCER=${BALANCER:-nginx}
 PID_DIR=$RUN_DIR/pids
 LOG_DIR=$RUN_DIR/logs
 PREFIX=$RUN_DIR/nginx
 CONF=$PREFIX/conf/nginx.conf
+HAP_DIR=$RUN_DIR/haproxy
+HAP_CONF=$HAP_DIR/haproxy.cfg
+HAP_PID=$HAP_DIR/haproxy.pid
 
 say() { printf 'stack: %s\n' "$*"; }
 die() {
@@ -83,6 +96,16 @@ find_nginx() {
   fi
   command -v nginx && return 0
   [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx && return 0
+  return 1
+}
+
+find_haproxy() {
+  if [ -n "${HAPROXY:-}" ]; then
+    [ -x "$HAPROXY" ] && command -v "$HAPROXY" && return 0
+    return 1
+  fi
+  command -v haproxy && return 0
+  [ -x /usr/sbin/haproxy ] && echo /usr/sbin/haproxy && return 0
   return 1
 }
 
@@ -153,6 +176,24 @@ nginx_pid() {
   esac
 }
 
+# haproxy_pid: the pid of our HAProxy master, if it runs.
+haproxy_pid() {
+  local pid
+  [ -s "$HAP_PID" ] || return 1
+  pid=$(head -n 1 "$HAP_PID")
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  # Ours only: the haproxy executable, with our config (a stranger's
+  # command line may merely contain the words).
+  case $(readlink "/proc/$pid/exe" 2>/dev/null) in
+    */haproxy | */haproxy" (deleted)") ;;
+    *) return 1 ;;
+  esac
+  case $(cmdline "$pid") in
+    *haproxy*" -f $HAP_CONF "*) echo "$pid" ;;
+    *) return 1 ;;
+  esac
+}
+
 healthy() { [ "$(status_of 127.0.0.1 "$1" /healthz)" = 200 ]; }
 
 start_instance() {
@@ -210,6 +251,59 @@ write_conf() {
   fi
 }
 
+# write_hconf TOPOLOGY OUT: the shipped HAProxy config, with only the bind
+# port changed when NGINX_PORT is not 80. Fails if anything else would differ.
+write_hconf() {
+  local src=$ROOT/deploy/haproxy/topology-$1.cfg out=$2
+  [ -f "$src" ] || die "missing $src"
+  if [ "$NGINX_PORT" = 80 ]; then
+    cp "$src" "$out"
+  else
+    sed -E "s/^([[:space:]]*bind[[:space:]]+):80$/\1:$NGINX_PORT/" "$src" >"$out"
+    [ "$(diff "$src" "$out" | grep -c '^>' || true)" = 1 ] ||
+      die "replacing the bind port in $src changed more than one line"
+  fi
+}
+
+# start_haproxy TOPOLOGY: HAProxy in master-worker mode (-W) in the
+# foreground of a session of its own; a running one with another config
+# reloads seamlessly (SIGUSR2: the new worker takes the listening sockets
+# over, no connection is refused).
+start_haproxy() {
+  local t=$1 pid
+  mkdir -p "$HAP_DIR" "$LOG_DIR"
+  write_hconf "$t" "$HAP_CONF.new"
+  "$HAP" -c -q -f "$HAP_CONF.new" || die "haproxy -c failed for $HAP_CONF.new"
+  if pid=$(haproxy_pid); then
+    if cmp -s "$HAP_CONF.new" "$HAP_CONF"; then
+      rm -f "$HAP_CONF.new"
+      say "haproxy already runs (pid $pid) with deploy/haproxy/topology-$t.cfg"
+    else
+      mv "$HAP_CONF.new" "$HAP_CONF"
+      kill -USR2 "$pid"
+      say "haproxy (pid $pid) reloaded with deploy/haproxy/topology-$t.cfg"
+    fi
+  else
+    mv "$HAP_CONF.new" "$HAP_CONF"
+    if port_open "$NGINX_PORT"; then
+      die "port $NGINX_PORT is taken by another process (see: ss -ltnp 'sport = :$NGINX_PORT'); stop it or set BALANCER_PORT"
+    fi
+    setsid "$HAP" -W -f "$HAP_CONF" -p "$HAP_PID" >>"$LOG_DIR/haproxy.log" 2>&1 </dev/null 9>&- &
+    echo "$!" >"$HAP_PID"
+    say "haproxy started: $HAP -W -f $HAP_CONF -p $HAP_PID (pid $!, log ${LOG_DIR#"$PWD"/}/haproxy.log)"
+  fi
+  wait_until 15 "haproxy on :$NGINX_PORT routing topology $t" nginx_routes "$t"
+}
+
+stop_haproxy() {
+  local pid
+  if pid=$(haproxy_pid); then
+    # SIGUSR1: soft stop (finish the requests in flight), then SIGKILL.
+    stop_group "$pid" haproxy USR1 10
+  fi
+  rm -f "$HAP_PID"
+}
+
 # nginx_routes TOPOLOGY: nginx answers and /api/randoms reaches the
 # topology's instances (after a reload, once the new workers took over).
 nginx_routes() {
@@ -262,7 +356,7 @@ url() {
 print_urls() {
   local t=$1
   echo
-  echo "topology ${t^^} is up (nginx on port $NGINX_PORT):"
+  echo "topology ${t^^} is up ($BALANCER on port $NGINX_PORT):"
   echo "  $(url /)                          home (lbserver :8080)"
   echo "  $(url /info)                      info (lbserver :8080)"
   if [ "$t" = a ]; then
@@ -272,15 +366,24 @@ print_urls() {
   fi
   echo "  $(url /balance)                   live balancing page"
   echo "  each instance directly: http://127.0.0.1:PORT/info for PORT in $(ports_of "$t")"
-  echo "logs: $LOG_DIR/ and $PREFIX/logs/; pids: $PID_DIR/"
+  if [ "$BALANCER" = haproxy ]; then
+    echo "  http://127.0.0.1:8404/stats         HAProxy's stats: each instance's /readyz check, retries"
+    echo "logs: $LOG_DIR/ (haproxy.log too); pids: $PID_DIR/ and $HAP_PID"
+  else
+    echo "logs: $LOG_DIR/ and $PREFIX/logs/; pids: $PID_DIR/"
+  fi
   echo "status: make stack-status; stop: make stack-down"
 }
 
 preflight() {
-  NGX=$(find_nginx) || die "nginx is not installed; install it with: apt-get install -y nginx"
+  case $BALANCER in
+    nginx) NGX=$(find_nginx) || die "nginx is not installed; install it with: apt-get install -y nginx" ;;
+    haproxy) HAP=$(find_haproxy) || die "haproxy is not installed; install it with: apt-get install -y haproxy" ;;
+    *) die "BALANCER must be nginx or haproxy, got '$BALANCER'" ;;
+  esac
   [ -x "$BIN" ] || die "$BIN is missing; build it with: make build"
   if ! [[ $NGINX_PORT =~ ^[0-9]{1,5}$ ]] || [ "$NGINX_PORT" -lt 1 ] || [ "$NGINX_PORT" -gt 65535 ]; then
-    die "NGINX_PORT must be a port number (1-65535), got '$NGINX_PORT'"
+    die "NGINX_PORT (or BALANCER_PORT) must be a port number (1-65535), got '$NGINX_PORT'"
   fi
   local unpriv
   unpriv=$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start 2>/dev/null || echo 1024)
@@ -318,8 +421,17 @@ cmd_up() {
   mkdir -p "$PID_DIR" "$LOG_DIR"
   for port in $(ports_of "$t"); do start_instance "$port"; done
   for port in $(ports_of "$t"); do wait_instance "$port"; done
-  start_nginx "$t"
-  # Instances of the other topology go only after nginx stopped sending to them.
+  if [ "$BALANCER" = haproxy ]; then
+    if nginx_pid >/dev/null; then
+      NGX=$(find_nginx) || NGX=nginx
+      stop_nginx
+    fi
+    start_haproxy "$t"
+  else
+    stop_haproxy
+    start_nginx "$t"
+  fi
+  # Instances of the other topology go only after the balancer stopped sending to them.
   for old in "$PID_DIR"/lbserver-*.pid; do
     [ -e "$old" ] || continue
     port=${old##*/lbserver-}
@@ -331,6 +443,7 @@ cmd_up() {
   done
   echo "$t" >"$RUN_DIR/topology"
   echo "$NGINX_PORT" >"$RUN_DIR/nginx-port"
+  echo "$BALANCER" >"$RUN_DIR/balancer"
   print_urls "$t"
 }
 
@@ -342,6 +455,8 @@ cmd_down() {
     if nginx_pid >/dev/null; then stopped=1; fi
     stop_nginx
   fi
+  if haproxy_pid >/dev/null; then stopped=1; fi
+  stop_haproxy
   for f in "$PID_DIR"/lbserver-*.pid; do
     [ -e "$f" ] || continue
     port=${f##*/lbserver-}
@@ -349,7 +464,7 @@ cmd_down() {
     if instance_pid "$port" >/dev/null; then stopped=1; fi
     stop_instance "$port"
   done
-  rm -f "$RUN_DIR/topology" "$RUN_DIR/nginx-port"
+  rm -f "$RUN_DIR/topology" "$RUN_DIR/nginx-port" "$RUN_DIR/balancer"
   [ "$stopped" = 1 ] || say "nothing was running"
   return 0
 }
@@ -375,12 +490,20 @@ cmd_status() {
   [ -s "$RUN_DIR/topology" ] && t=$(cat "$RUN_DIR/topology")
   NGINX_PORT=$(started_port)
   ports=$({ [ -n "$t" ] && ports_of "$t" | tr ' ' '\n'; pid_file_ports; } | sort -nu)
-  local lines=()
+  local lines=() bal=nginx
+  [ -s "$RUN_DIR/balancer" ] && bal=$(cat "$RUN_DIR/balancer")
+  if pid=$(haproxy_pid); then
+    up=1
+    lines+=("  haproxy :$NGINX_PORT  master pid $pid, workers: $(pgrep -P "$pid" | tr '\n' ' ')config $HAP_CONF")
+  elif [ -n "$t" ] && [ "$bal" = haproxy ]; then
+    lines+=("  haproxy :$NGINX_PORT  NOT RUNNING")
+    rc=1
+  fi
   if pid=$(nginx_pid); then
     up=1
     conf=$(cmdline "$pid" | sed -n 's/.* -c \([^ ]*\).*/\1/p')
     lines+=("  nginx :$NGINX_PORT  master pid $pid, workers: $(pgrep -P "$pid" | tr '\n' ' ')${conf:+config $conf}")
-  elif [ -n "$t" ]; then
+  elif [ -n "$t" ] && [ "$bal" = nginx ]; then
     lines+=("  nginx :$NGINX_PORT  NOT RUNNING")
     rc=1
   fi
@@ -425,7 +548,8 @@ cmd_demo() {
   for ((i = 0; i < n; i++)); do
     line=$(http_head 127.0.0.1 "$NGINX_PORT" '/api/randoms?cant=1000') || line=
     port=$(header X-Server-Port <<<"$line")
-    if [ "${line%%$'\n'*}" != "HTTP/1.1 200 OK" ] || [ -z "$port" ]; then
+    # HTTP/1.1 from nginx, HTTP/1.0 (the request's version) from HAProxy.
+    if ! [[ ${line%%$'\n'*} =~ ^HTTP/1\.[01]\ 200\  ]] || [ -z "$port" ]; then
       failed=$((failed + 1))
       continue
     fi

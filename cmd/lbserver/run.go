@@ -158,7 +158,14 @@ func runFork(ctx context.Context, force <-chan struct{}, cfg config.Config, buil
 	if cfg.ReusePort {
 		opts.MaxConnRequests = reusePortRecycle
 	}
-	err = drain.New(httpServer(srv, log), opts).Serve(ctx, force, ln, func() { srv.SetReady(true); sd.serving(ctx, ln.Addr().String()) })
+	serveCtx, release := delayStop(ctx, cfg.ShutdownDelay, force, func() {
+		srv.SetStopping()
+		if cfg.ShutdownDelay > 0 {
+			log.Info("stopping: /readyz answers 503; serving on before the drain", "shutdown_delay", cfg.ShutdownDelay)
+		}
+	})
+	defer release()
+	err = drain.New(httpServer(srv, log), opts).Serve(serveCtx, force, ln, func() { srv.SetReady(true); sd.serving(ctx, ln.Addr().String()) })
 	log.Info("stopped")
 	return err
 }
@@ -175,7 +182,8 @@ func runCluster(ctx context.Context, force <-chan struct{}, cfg config.Config, e
 		Balance:       true, // keep-alive connections even across workers
 		Private:       true, // the master gathers every worker's /metrics there
 		DrainTimeout:  cfg.DrainTimeout,
-		StopTimeout:   cfg.DrainTimeout + 5*time.Second,
+		StopTimeout:   cfg.DrainTimeout + 5*time.Second, // from the SIGTERM, after ShutdownDelay
+		ShutdownDelay: cfg.ShutdownDelay,
 		Force:         force,
 		EnvPrefix:     "LBSERVER_",
 		Args:          cfg.Args, // Exe: the path lbserver was started by, symlinks kept (a symlink deploy)
@@ -195,7 +203,21 @@ func runCluster(ctx context.Context, force <-chan struct{}, cfg config.Config, e
 		spareP()
 		srv := newServer(cfg, w.ID(), build, log)
 		srv.SetReady(true) // /healthz answers once Serve accepts
+		// /readyz is the cluster's answer: this worker serves, and the
+		// master has not begun to stop (nor is gone). A reload's old
+		// worker stays ready while it drains: the new one serves its slot.
+		served := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			select {
+			case <-w.Stopping():
+				srv.SetStopping()
+			case <-served:
+			}
+		})
 		err := w.Serve(ctx, httpServer(masterOnly(srv), log))
+		close(served)
+		wg.Wait()
 		log.Info("stopped")
 		return err
 	})
@@ -207,6 +229,36 @@ func runCluster(ctx context.Context, force <-chan struct{}, cfg config.Config, e
 		return &config.UsageError{Msg: err.Error()}
 	}
 	return err
+}
+
+// delayStop returns a context that is done delay after ctx (at once with
+// no delay, or when force is closed), and calls stopping when ctx is done:
+// the process serves on through the delay, not ready, so that a
+// health-checking balancer takes it out before the drain closes the
+// listener. release stops the goroutine it starts.
+func delayStop(ctx context.Context, delay time.Duration, force <-chan struct{}, stopping func()) (context.Context, func()) {
+	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-ctx.Done():
+		case <-dctx.Done():
+			return
+		}
+		stopping()
+		if delay > 0 {
+			t := time.NewTimer(delay)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-force:
+			case <-dctx.Done():
+			}
+		}
+		cancel()
+	}()
+	return dctx, func() { cancel(); <-done }
 }
 
 // startMasterExtras starts what lbserver's master serves besides its

@@ -30,6 +30,9 @@ const (
 	DefaultCant         = 100_000_000
 	DefaultDrainTimeout = 10 * time.Second
 	DefaultQueue        = 64
+	// MaxShutdownDelay bounds --shutdown-delay: a balancer's health check
+	// notices a 503 within a few of its intervals, never minutes.
+	MaxShutdownDelay = 5 * time.Minute
 )
 
 // ErrHelp is returned when --help was asked for; the usage was already written.
@@ -51,8 +54,12 @@ type Config struct {
 	MaxCant      int64         // largest cant /api/randoms accepts
 	DefaultCant  int64         // cant when the query has none
 	DrainTimeout time.Duration // how long in-flight requests get on shutdown
-	ComputeSlots int           // heavy requests computing at once (per process)
-	Queue        int           // heavy requests waiting for a slot before 503
+	// ShutdownDelay is how long a stop keeps serving, with /readyz answering
+	// 503, before the drain begins: time for a balancer's health checks (or
+	// Kubernetes' endpoint removal) to take the instance out first.
+	ShutdownDelay time.Duration
+	ComputeSlots  int // heavy requests computing at once (per process)
+	Queue         int // heavy requests waiting for a slot before 503
 
 	ReusePort bool     // FORK: bind with SO_REUSEPORT so several instances share a port
 	Watch     bool     // supervise and replace the worker(s) when the executable changes
@@ -148,6 +155,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	fs.Int64Var(&c.MaxCant, "max-cant", c.MaxCant, "largest cant accepted by /api/randoms")
 	fs.Int64Var(&c.DefaultCant, "default-cant", c.DefaultCant, "cant used by /api/randoms when none is given")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "time in-flight requests get to finish on shutdown")
+	fs.DurationVar(&c.ShutdownDelay, "shutdown-delay", 0, "on a stop, keep serving this long with /readyz answering 503 before draining (for health-checking balancers)")
 	fs.IntVar(&c.ComputeSlots, "compute-slots", c.ComputeSlots, "heavy /api/randoms requests computing at once per process (each uses every core)")
 	fs.IntVar(&c.Queue, "queue", c.Queue, "heavy requests waiting for a compute slot before 503 Retry-After")
 	fs.BoolVar(&c.ReusePort, "reuseport", false, "bind with SO_REUSEPORT so several instances (PM2 -i N) share one port")
@@ -205,6 +213,8 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 		return c, &UsageError{fmt.Sprintf("invalid --default-cant %d: valid values are 1 to --max-cant (%d)", c.DefaultCant, c.MaxCant)}
 	case c.DrainTimeout < 0:
 		return c, &UsageError{fmt.Sprintf("invalid --drain-timeout %s: must not be negative", c.DrainTimeout)}
+	case c.ShutdownDelay < 0 || c.ShutdownDelay > MaxShutdownDelay:
+		return c, &UsageError{fmt.Sprintf("invalid --shutdown-delay %s: valid values are 0 to %s", c.ShutdownDelay, MaxShutdownDelay)}
 	case c.ComputeSlots < 1:
 		return c, &UsageError{fmt.Sprintf("invalid --compute-slots %d: must be at least 1", c.ComputeSlots)}
 	case c.Queue < 0:
@@ -277,6 +287,9 @@ func (c Config) String() string {
 	}
 	s += fmt.Sprintf(" max-cant=%d default-cant=%d drain-timeout=%s compute-slots=%d queue=%d",
 		c.MaxCant, c.DefaultCant, c.DrainTimeout, c.ComputeSlots, c.Queue)
+	if c.ShutdownDelay > 0 {
+		s += " shutdown-delay=" + c.ShutdownDelay.String()
+	}
 	if c.ReusePort {
 		s += " reuseport"
 	}
@@ -338,7 +351,8 @@ Flags (-flag and --flag are the same; -p = --port, -m = --mode = --modo):
 	})
 	fmt.Fprint(out, `
 Signals: SIGINT/SIGTERM drain and exit 0 (a second one forces exit, status 1);
+with --shutdown-delay D, /readyz answers 503 at once and the drain begins D later;
 SIGHUP to a CLUSTER or --watch master replaces the workers one by one.
-Routes: / /info /api/info /api/randoms?cant=N /healthz /metrics /balance
+Routes: / /info /api/info /api/randoms?cant=N /healthz /livez /readyz /metrics /balance
 `)
 }

@@ -89,6 +89,9 @@ func TestParseBad(t *testing.T) {
 		{[]string{"--max-cant", "0"}, env(), "at least 1"},
 		{[]string{"--default-cant", "5", "--max-cant", "4"}, env(), "--max-cant"},
 		{[]string{"--drain-timeout", "-1s"}, env(), "negative"},
+		{[]string{"--shutdown-delay", "-1s"}, env(), "invalid --shutdown-delay -1s: valid values are 0 to 5m0s"},
+		{[]string{"--shutdown-delay", "6m"}, env(), "invalid --shutdown-delay 6m0s"},
+		{[]string{"--shutdown-delay", "3"}, env(), "invalid value \"3\" for flag -shutdown-delay"},
 		{[]string{"--build", "make"}, env(), "--build needs --watch-dir"},
 		{[]string{"--watch-dir", "."}, env(), "--watch-dir needs --watch"},
 		{[]string{"--reuseport", "--mode", "cluster"}, env(), "--reuseport is for FORK"},
@@ -116,7 +119,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 		t.Fatalf("got %v, want ErrHelp", err)
 	}
 	for _, f := range []string{"--port", "--mode", "--modo", "--workers", "--host", "--max-cant", "--drain-timeout",
-		"--reuseport", "--watch", "--watch-dir", "--build", "--check", "--compute-slots", "--queue", "--master-metrics", "--shared-socket", "--host-name"} {
+		"--reuseport", "--watch", "--watch-dir", "--build", "--check", "--compute-slots", "--queue", "--master-metrics", "--shared-socket", "--host-name", "--shutdown-delay"} {
 		if !strings.Contains(out.String(), f) {
 			t.Errorf("--help does not mention %s", f)
 		}
@@ -163,6 +166,13 @@ func TestSupervised(t *testing.T) {
 	c, _ = Parse([]string{"--drain-timeout", "3s", "--host", "::1", "--port", "81"}, env(), &bytes.Buffer{})
 	if c.DrainTimeout != 3*time.Second || c.Addr() != "[::1]:81" {
 		t.Errorf("got drain=%s addr=%s, want 3s [::1]:81", c.DrainTimeout, c.Addr())
+	}
+	if c.ShutdownDelay != 0 || strings.Contains(c.String(), "shutdown-delay") {
+		t.Errorf("default shutdown delay: got %s (%q), want 0 and not in the summary", c.ShutdownDelay, c.String())
+	}
+	c, err := Parse([]string{"--shutdown-delay", "3s", "--mode", "cluster"}, env(), &bytes.Buffer{})
+	if err != nil || c.ShutdownDelay != 3*time.Second || !strings.Contains(c.String(), " shutdown-delay=3s") {
+		t.Errorf("--shutdown-delay 3s: got %s (%q), err %v, want 3s in the summary", c.ShutdownDelay, c.String(), err)
 	}
 }
 

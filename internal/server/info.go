@@ -272,3 +272,26 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 	}
 	respond.JSON(w, http.StatusOK, []byte(`{"status":"ok"}`))
 }
+
+// handleLivez is Kubernetes' liveness: the process's serving loop runs (it
+// accepted and routed this request). It says nothing of readiness: a
+// process that stops or is not ready yet is alive, and restarting it would
+// not help.
+func (s *Server) handleLivez(w http.ResponseWriter, r *http.Request) {
+	respond.JSON(w, http.StatusOK, []byte(`{"status":"alive"}`))
+}
+
+// handleReadyz is Kubernetes' readiness, and what HAProxy's `option httpchk`
+// or a Consul HTTP check asks: whether this process (a CLUSTER worker: the
+// cluster) takes traffic. 503 before it serves and from the start of a
+// stop, while it still serves through --shutdown-delay.
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case s.stopping.Load():
+		respond.Error(w, http.StatusServiceUnavailable, "stopping")
+	case !s.ready.Load():
+		respond.Error(w, http.StatusServiceUnavailable, "not ready")
+	default:
+		respond.JSON(w, http.StatusOK, []byte(`{"status":"ready"}`))
+	}
+}

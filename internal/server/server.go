@@ -34,20 +34,22 @@ type Options struct {
 
 // Server answers every route. Build it with New.
 type Server struct {
-	opts    Options
-	mux     *http.ServeMux
-	limiter *admission.Limiter
-	facts   *facts
-	info    *infoPage // /info, rendered at start
-	home    []byte    // /, rendered at start
-	metrics *metrics
-	ready   atomic.Bool
-	log     *slog.Logger
+	opts     Options
+	mux      *http.ServeMux
+	limiter  *admission.Limiter
+	facts    *facts
+	info     *infoPage // /info, rendered at start
+	home     []byte    // /, rendered at start
+	metrics  *metrics
+	ready    atomic.Bool // /healthz and /readyz: the process serves
+	stopping atomic.Bool // /readyz: a stop began; it serves on, but wants no new traffic
+	log      *slog.Logger
 
 	portHeader, pidHeader, workerHeader, hostHeader []string // precomputed header values
 }
 
-// New returns a Server; it reports ready on /healthz once SetReady(true).
+// New returns a Server; it reports ready on /healthz and /readyz once
+// SetReady(true), and not ready on /readyz from SetStopping on.
 func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -86,8 +88,14 @@ func hostName(osHostname func() (string, error)) string {
 	return "unknown"
 }
 
-// SetReady sets what /healthz answers.
+// SetReady sets what /healthz answers, and /readyz until SetStopping.
 func (s *Server) SetReady(v bool) { s.ready.Store(v) }
+
+// SetStopping makes /readyz answer 503 from now on, while every other route
+// is served as before: a stop has begun, and a balancer that checks /readyz
+// stops sending new requests before the drain closes the listener. It is
+// never undone: a process that stopping reaches does not take traffic again.
+func (s *Server) SetStopping() { s.stopping.Store(true) }
 
 // routes is the whole URL surface.
 func (s *Server) routes() {
@@ -96,6 +104,8 @@ func (s *Server) routes() {
 	s.handle("GET /api/info", s.handleAPIInfo)
 	s.handle("GET /api/randoms", s.handleRandoms)
 	s.handle("GET /healthz", s.handleHealthz)
+	s.handle("GET /livez", s.handleLivez)
+	s.handle("GET /readyz", s.handleReadyz)
 	s.mux.Handle("GET /metrics", s.metrics.handler())
 	for pattern, h := range s.opts.Extra {
 		s.mux.Handle(pattern, h)
@@ -140,7 +150,7 @@ func (s *Server) muxError(h http.Handler) func(http.ResponseWriter, *http.Reques
 		case http.StatusMethodNotAllowed:
 			respond.Error(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path+"; allowed: "+w.Header().Get("Allow"))
 		default:
-			respond.Error(w, http.StatusNotFound, "no route "+r.URL.Path+"; routes: / /info /api/info /api/randoms?cant=N /healthz /metrics /balance")
+			respond.Error(w, http.StatusNotFound, "no route "+r.URL.Path+"; routes: / /info /api/info /api/randoms?cant=N /healthz /livez /readyz /metrics /balance")
 		}
 	}
 }

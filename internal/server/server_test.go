@@ -65,6 +65,9 @@ func TestRoutes(t *testing.T) {
 		{"GET", "/api/info", 200, "application/json", ""},
 		{"GET", "/api/randoms?cant=1000", 200, "application/json", ""},
 		{"GET", "/healthz", 200, "application/json", ""},
+		{"GET", "/livez", 200, "application/json", ""},
+		{"GET", "/readyz", 200, "application/json", ""},
+		{"POST", "/readyz", 405, "application/json", "GET, HEAD"},
 		{"GET", "/metrics", 200, "text/plain", ""},
 		{"HEAD", "/info", 200, "text/html", ""},
 		{"POST", "/info", 405, "application/json", "GET, HEAD"},
@@ -206,6 +209,36 @@ func TestHealthzNotReady(t *testing.T) {
 	if w := do(t, s, "GET", "/healthz"); w.Code != 503 {
 		t.Errorf("got %d before ready, want 503", w.Code)
 	}
+}
+
+// /readyz follows the process's life: 503 before it serves, 200 while it
+// does, 503 from the start of a stop while every other route still answers;
+// /livez answers 200 throughout, /healthz keeps its old meaning.
+func TestReadyzAndLivezThroughALife(t *testing.T) {
+	s := New(Options{Mode: "FORK", Port: 1, MaxCant: 10, DefaultCant: 10, Slots: 1, Queue: 1})
+	type want struct{ livez, readyz, healthz, randoms int }
+	check := func(stage string, w want) {
+		t.Helper()
+		for _, c := range []struct {
+			path string
+			want int
+		}{{"/livez", w.livez}, {"/readyz", w.readyz}, {"/healthz", w.healthz}, {"/api/randoms?cant=5", w.randoms}} {
+			if got := do(t, s, "GET", c.path).Code; got != c.want {
+				t.Errorf("%s: GET %s: got %d, want %d", stage, c.path, got, c.want)
+			}
+		}
+	}
+	check("before SetReady", want{200, 503, 503, 200})
+	s.SetReady(true)
+	check("serving", want{200, 200, 200, 200})
+	s.SetStopping()
+	check("stopping", want{200, 503, 200, 200})
+	var e struct{ Error string }
+	if err := json.Unmarshal(do(t, s, "GET", "/readyz").Body.Bytes(), &e); err != nil || e.Error != "stopping" {
+		t.Errorf("stopping: /readyz body %+v (%v), want error \"stopping\"", e, err)
+	}
+	s.SetReady(true)
+	check("SetReady after stopping", want{200, 503, 200, 200})
 }
 
 func TestMetricsCountRequests(t *testing.T) {
