@@ -22,7 +22,7 @@ func (l *loop) rebalance() {
 		return
 	}
 	usable := func(c *child) bool { return c != nil && c.ready && !c.stopped && !c.gone }
-	for _, s := range l.slots {
+	for _, s := range l.adoptionSlots() {
 		healthy := usable(s.cur)
 		if a := s.adopter; a != nil && (healthy || !usable(a)) {
 			s.adopter = nil

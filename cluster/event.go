@@ -34,4 +34,10 @@ type Event struct {
 	Slot int   // the worker's slot, when the event is about one
 	Pid  int   // the worker's process id, when the event is about one
 	Err  error // EventExited: the exit status (nil: 0); EventReloadFailed: why
+	// Reason is why a worker exited (EventExited): "crashed", "stopped"
+	// (the master stops), "replaced" (a reload or RestartWorker),
+	// "recycled" (MaxRequests, MaxMemory), "unresponsive" (missed
+	// HealthMisses checks; killed), "scaled down" (Scale), "reload
+	// aborted".
+	Reason string
 }

@@ -145,6 +145,7 @@ type harness struct {
 	failNext bool // guarded by the loop: set only between syncs
 	nextPid  int
 	all      []*fakeProc // every worker started; appended by the loop, read by the test after a sync
+	listened []*os.File  // sockets made to listen (Scale); appended by the loop
 }
 
 // newHarness starts a master of cfg.Workers fake workers (default 2).
@@ -183,8 +184,12 @@ func newHarnessWith(t *testing.T, cfg Config, setup func(*loop)) *harness {
 		now:       h.clock.time,
 		afterFunc: h.clock.afterFunc,
 		wait:      func() {},
+		listen: func(f *os.File) error {
+			h.listened = append(h.listened, f)
+			return nil
+		},
 	}
-	n := cfg.Workers
+	n := cfg.MaxWorkers
 	if cfg.SharedSocket {
 		n = 1
 	}

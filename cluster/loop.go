@@ -29,6 +29,8 @@ type loop struct {
 	reloads chan struct{}  // Master.Reload; one pending request is enough
 	done    chan struct{}  // closed when run returns: late senders give up
 	hup     chan os.Signal // SIGHUP: a rolling reload; nil in tests
+	ttinout chan os.Signal // SIGTTIN, SIGTTOU: one worker more, one fewer; nil in tests
+	asks    chan event     // Master.Scale, Master.RestartWorker: buffered, so they never block
 	sd      *sdState       // systemd notifications; nil without systemd
 
 	// Owned by run:
@@ -41,6 +43,9 @@ type loop struct {
 	entries  []bool // connection table entries in use, by a worker not yet exited
 	stats    Stats
 	waits    reloadWaits // reload requests that wait for their reload's end
+	health   healthLoop  // health checks (health.go)
+	roll     rollState   // one slot's replacement, and the queue of them (recycle.go)
+	scale    scaleState  // spare and retired slots, the wanted count (scale.go)
 
 	snap atomic.Pointer[snapshot] // what Stats and Workers read
 }
@@ -69,6 +74,9 @@ type child struct {
 	gone     bool        // it exited
 	adopted  int         // slots it accepts for besides its own
 	timer    func() bool // stops its pending ready or stop timeout; nil if none
+	why      string      // the Reason of its exit, once decided (recycled, unresponsive, ...); "" if not
+	health   childHealth // its health checks (health.go)
+	limit    int64       // requests it may serve before it is recycled; 0: no limit (recycle.go)
 }
 
 // The events the loop selects on, besides stop, force and reload requests.
@@ -98,11 +106,12 @@ var (
 func newLoop(cfg Config, s sys, sockets []*os.File, table *connTable) *loop {
 	l := &loop{
 		cfg: cfg, sys: s, log: cfg.Logger, sockets: sockets, table: table,
-		events: make(chan event), reloads: make(chan struct{}, 1), done: make(chan struct{}), children: map[*child]struct{}{},
+		events: make(chan event), asks: make(chan event, 16), reloads: make(chan struct{}, 1), done: make(chan struct{}), children: map[*child]struct{}{},
 	}
 	for i := range cfg.Workers {
 		l.slots = append(l.slots, &slot{id: i + 1, sock: sockets[i%len(sockets)]})
 	}
+	l.initScale(max(cfg.MaxWorkers, cfg.Workers))
 	if table != nil {
 		l.entries = make([]bool, table.entries)
 	}
@@ -114,6 +123,7 @@ func newLoop(cfg Config, s sys, sockets []*os.File, table *connTable) *loop {
 // then it stops them (SIGTERM; SIGKILL past StopTimeout, or at once when
 // force is closed) and returns once every worker has exited.
 func (l *loop) run(ctx context.Context, reload, force <-chan struct{}) error {
+	defer l.endSupervision() // after done is closed: a late check result gives up
 	defer close(l.done)
 	l.log.Info("master started", "addr", l.addr, "workers", len(l.slots))
 	l.sd.start(l)
@@ -121,6 +131,7 @@ func (l *loop) run(ctx context.Context, reload, force <-chan struct{}) error {
 	for _, s := range l.slots {
 		l.fill(s, false)
 	}
+	l.startSupervision()
 	stop := ctx.Done()
 	for !l.stopping || len(l.children) > 0 {
 		l.publish()
@@ -137,9 +148,14 @@ func (l *loop) run(ctx context.Context, reload, force <-chan struct{}) error {
 			l.requestReload("reload requested")
 		case <-l.hup:
 			l.requestReload("SIGHUP: rolling reload")
+		case sig := <-l.ttinout:
+			l.onScaleSignal(sig)
+		case ev := <-l.asks:
+			l.handle(ev)
 		case ev := <-l.events:
 			l.handle(ev)
 		}
+		l.schedule()
 	}
 	l.publish()
 	l.log.Info("master stopped")
@@ -166,6 +182,8 @@ func (l *loop) handle(ev event) {
 		l.waits.add(l, ev)
 	case evWatchdog:
 		l.sd.watchdog(l)
+	case evHealthTick, evHealthResult, evRecycleTick, evRollTimeout, evRestartWorker, evScale:
+		l.handleSupervision(ev)
 	case evSync:
 		if ev.f != nil {
 			ev.f(l)
@@ -188,6 +206,7 @@ func (l *loop) onReady(c *child) {
 	if r := l.reload; r != nil && r.fresh == c {
 		l.promote(c)
 	}
+	l.rollReady(c)
 	if c == c.slot.cur && !c.stopped {
 		l.setLive(c, true)
 	}
@@ -215,6 +234,8 @@ func (l *loop) onExit(c *child, err error) {
 	}
 	reason := "crashed"
 	switch {
+	case c.why != "":
+		reason = c.why
 	case c.replaced:
 		reason = "replaced"
 	case l.stopping:
@@ -224,7 +245,8 @@ func (l *loop) onExit(c *child, err error) {
 	}
 	l.log.Info("worker exited", "worker", s.id, "worker_pid", c.pid, "status", status,
 		"uptime", l.sys.now().Sub(c.started).Round(time.Millisecond), "replaced", c.replaced, "reason", reason)
-	l.emit(Event{Kind: EventExited, Slot: s.id, Pid: c.pid, Err: err})
+	l.emit(Event{Kind: EventExited, Slot: s.id, Pid: c.pid, Err: err, Reason: reason})
+	l.rollExit(c)
 	if r := l.reload; r != nil {
 		switch c {
 		case r.fresh:
@@ -258,6 +280,7 @@ func (l *loop) stop() {
 	for _, s := range l.slots {
 		l.stopTimer(&s.restart)
 	}
+	l.stopSupervision()
 	l.log.Info("master stopping", "workers", len(l.children))
 	l.emit(Event{Kind: EventStopping})
 	for _, c := range l.sorted() {
@@ -361,6 +384,7 @@ type snapshot struct {
 func (l *loop) publish() {
 	sn := &snapshot{stats: l.stats}
 	sn.stats.Live = int64(len(l.children))
+	sn.stats.Workers = int64(len(l.slots))
 	for _, s := range l.slots {
 		if s.adopter != nil {
 			sn.stats.Adopted++

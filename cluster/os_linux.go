@@ -16,7 +16,9 @@ func osSys(cfg *Config) sys {
 		start: func(spec spawnSpec, onReady func(), onExit func(error)) (process, error) {
 			return startProcess(cfg, g, spec, onReady, onExit)
 		},
-		wait: g.wg.Wait,
+		wait:   g.wg.Wait,
+		listen: listenFile,
+		rss:    readRSS,
 	}
 	if cfg.Private {
 		s.listenPrivate = privateSockets()

@@ -67,7 +67,15 @@ func (w *Worker) Ready() error {
 // (see drain.New).
 func (w *Worker) Serve(ctx context.Context, srv *http.Server) error {
 	opts := drain.Options{DrainTimeout: w.cfg.DrainTimeout, MaxConnRequests: w.cfg.MaxConnRequests, Logger: w.cfg.Logger}
-	if w.balancer != nil {
+	if w.balancer != nil && w.cfg.MaxRequests > 0 && srv.Handler != nil {
+		// The master reads the count in the connection table (MaxRequests).
+		h, m := srv.Handler, w.balancer
+		srv.Handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			m.served()
+			h.ServeHTTP(rw, r)
+		})
+	}
+	if w.balancer != nil && w.cfg.Balance {
 		opts.Balancer = w.balancer
 	} else if w.cfg.Workers > 1 && opts.MaxConnRequests == 0 {
 		// No connection table: keep-alive connections are spread again by

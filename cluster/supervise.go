@@ -1,0 +1,63 @@
+package cluster
+
+import "context"
+
+// The loop's supervision beyond exits (health checks, replacements one at a
+// time, scaling) plugs into loop.go at these few points.
+
+func (l *loop) startSupervision() {
+	l.health.ctx, l.health.cancel = context.WithCancel(context.Background())
+	l.armHealth()
+	l.armRecycle()
+}
+
+// stopSupervision: the master stops; no more checks, replacements or
+// scaling.
+func (l *loop) stopSupervision() {
+	l.stopHealth()
+	l.stopTimer(&l.roll.timer)
+	l.roll.queue = nil
+	l.scale.want = 0
+}
+
+// endSupervision waits for the checks in flight; run calls it once done is
+// closed, so that none of them waits for the loop.
+func (l *loop) endSupervision() {
+	if l.health.cancel != nil {
+		l.health.cancel()
+	}
+	l.health.wg.Wait()
+}
+
+func (l *loop) handleSupervision(ev event) {
+	switch ev := ev.(type) {
+	case evHealthTick:
+		l.onHealthTick(ev)
+	case evHealthResult:
+		l.onHealthResult(ev)
+	case evRecycleTick:
+		l.onRecycleTick(ev)
+	case evRollTimeout:
+		l.onRollTimeout(ev.c)
+	case evRestartWorker:
+		l.onRestartWorker(ev.slot)
+	case evScale:
+		l.onScale(ev.n)
+	}
+}
+
+// schedule runs after every event: once no rolling reload nor replacement
+// runs, it starts what waits for that, in order: a reload asked for during
+// a replacement, a change of the number of workers, the next replacement.
+func (l *loop) schedule() {
+	if l.stopping || l.reload != nil || l.roll.s != nil {
+		return
+	}
+	if l.pending {
+		l.pending = false
+		l.requestReload("running the reload asked for during a worker's replacement")
+		return
+	}
+	l.applyScale()
+	l.startRoll()
+}
