@@ -379,3 +379,17 @@ func (c *fakeClock) pending() int {
 	}
 	return n
 }
+
+// settle waits until the loop has taken every request from ch (asks,
+// signals), then until it has handled them.
+func settle[T any](h *harness, ch chan T) {
+	h.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(ch) > 0 {
+		if time.Now().After(deadline) {
+			h.t.Fatal("the loop did not take its requests")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	h.sync()
+}
