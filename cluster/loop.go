@@ -206,7 +206,7 @@ func (l *loop) onReady(c *child) {
 	if r := l.reload; r != nil && r.fresh == c {
 		l.promote(c)
 	}
-	l.rollReady(c)
+	l.readySupervision(c)
 	if c == c.slot.cur && !c.stopped {
 		l.setLive(c, true)
 	}

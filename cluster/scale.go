@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 )
 
 // The number of workers changes at run time: Master.Scale, SIGTTIN (one
@@ -132,6 +134,9 @@ func (l *loop) applyScale() {
 		l.removeSlot()
 	}
 	l.rebalance()
+	for _, c := range l.sorted() {
+		c.proc.Tell("workers " + strconv.Itoa(len(l.slots)))
+	}
 }
 
 // addSlot puts the lowest idle slot in use: its socket listens, a ready
@@ -210,4 +215,30 @@ func (l *loop) ask(ev event) error {
 	default:
 		return errBusy
 	}
+}
+
+// controlScale answers the control commands "scale N" and "restart-worker
+// ID" (from Scale and RestartWorker in another process): "ok" once the
+// master has taken the request, or "error WHY". ok is false for any other
+// command.
+func (l *loop) controlScale(cmd string) (reply string, ok bool) {
+	verb, arg, _ := strings.Cut(cmd, " ")
+	n, err := strconv.Atoi(arg)
+	m := &Master{l: l}
+	switch verb {
+	case "scale":
+		if err == nil {
+			err = m.Scale(n)
+		}
+	case "restart-worker":
+		if err == nil {
+			err = m.RestartWorker(n)
+		}
+	default:
+		return "", false
+	}
+	if err != nil {
+		return "error " + err.Error(), true
+	}
+	return "ok", true
 }

@@ -1,12 +1,16 @@
 package cluster
 
 import (
+	"bufio"
+	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -113,4 +117,43 @@ func readRSS(pid int) (int64, error) {
 		return 0, err
 	}
 	return pages * int64(os.Getpagesize()), nil
+}
+
+// Scale asks the cluster master whose process id is pid to run n workers
+// (Master.Scale), over its control socket, as Reload does; it returns once
+// the master has taken the request. Only a process of the master's user,
+// or root, is answered.
+func Scale(ctx context.Context, pid, n int) error {
+	return command(ctx, pid, "scale "+strconv.Itoa(n))
+}
+
+// RestartWorker asks the cluster master whose process id is pid to replace
+// the worker of slot id (Master.RestartWorker), as Reload does; it returns
+// once the master has taken the request.
+func RestartWorker(ctx context.Context, pid, id int) error {
+	return command(ctx, pid, "restart-worker "+strconv.Itoa(id))
+}
+
+// command sends one control command and reads its one-line answer.
+func command(ctx context.Context, pid int, line string) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", controlAddr(pid))
+	if err != nil {
+		return fmt.Errorf("no cluster master with pid %d answers (%w)", pid, err)
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
+	defer stop()
+	if _, err := io.WriteString(c, line+"\n"); err != nil {
+		return fmt.Errorf("master %d: %w", pid, err)
+	}
+	reply, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("master %d: %w", pid, err)
+	}
+	reply = strings.TrimSpace(reply)
+	if reply == "ok" {
+		return nil
+	}
+	return fmt.Errorf("master %d: %s", pid, strings.TrimPrefix(reply, "error "))
 }

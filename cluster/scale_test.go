@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -77,7 +78,7 @@ func TestScaleUpDownUp(t *testing.T) {
 		t.Fatalf("new worker for slot %d after %d listens; want slot 2, its socket listening already", n2.slot, len(h.listened))
 	}
 	h.ready(n2)
-	if got := ps[0].told()[before:]; !slices.Equal(got, []string{"release 2"}) {
+	if got := slotLines(ps[0].told()[before:]); !slices.Equal(got, []string{"release 2"}) {
 		t.Errorf("worker 1 told %v once slot 2's worker was ready, want release 2 (and keep 3, 4)", got)
 	}
 	if err := m.Scale(5); !errors.Is(err, ErrScale) {
@@ -148,5 +149,36 @@ func TestScaleSignalsAndReload(t *testing.T) {
 	}
 	if st := h.l.snap.Load().stats; st.Workers != 2 {
 		t.Errorf("stats after SIGTTOU: %d workers, want 2", st.Workers)
+	}
+}
+
+// slotLines are the adopt and release lines of told.
+func slotLines(told []string) []string {
+	var out []string
+	for _, l := range told {
+		if strings.HasPrefix(l, "adopt ") || strings.HasPrefix(l, "release ") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Workers learn the count when it changes, and a new worker once ready.
+func TestWorkersAreToldTheCount(t *testing.T) {
+	h := newHarness(t, Config{Workers: 2, MaxWorkers: 3})
+	m := &Master{l: h.l}
+	ps := h.startAll()
+	for _, p := range ps {
+		if slices.Contains(p.told(), "workers 2") {
+			t.Errorf("worker %d told the count it started with: %v", p.pid, p.told())
+		}
+	}
+	_ = m.Scale(3)
+	n := h.spawned()
+	h.ready(n)
+	for _, p := range append(ps, n) {
+		if !slices.Contains(p.told(), "workers 3") {
+			t.Errorf("worker %d told %v, want workers 3", p.pid, p.told())
+		}
 	}
 }

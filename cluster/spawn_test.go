@@ -10,7 +10,7 @@ import (
 // A worker gets its slot's socket first (fd 3), then every slot's socket
 // (fds 6..), and its slot and the slot count in its environment.
 func TestSpawnLayout(t *testing.T) {
-	h := newHarness(t, Config{Workers: 3, EnvPrefix: "T_"})
+	h := newHarness(t, Config{Workers: 3, MaxWorkers: 3, EnvPrefix: "T_"})
 	ps := h.startAll()
 	p := ps[1]
 	if p.slot != 2 {
@@ -35,7 +35,7 @@ func TestSpawnLayout(t *testing.T) {
 
 // The private socket's fd is named in the environment, after the slots'.
 func TestSpawnPrivateSocket(t *testing.T) {
-	h := newHarness(t, Config{Workers: 2, Private: true, EnvPrefix: "T_"})
+	h := newHarness(t, Config{Workers: 2, MaxWorkers: 2, Private: true, EnvPrefix: "T_"})
 	r, w, err := os.Pipe() // stands for a socket: only its place matters
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,9 @@
 package cluster
 
-import "context"
+import (
+	"context"
+	"strconv"
+)
 
 // The loop's supervision beyond exits (health checks, replacements one at a
 // time, scaling) plugs into loop.go at these few points.
@@ -27,6 +30,15 @@ func (l *loop) endSupervision() {
 		l.health.cancel()
 	}
 	l.health.wg.Wait()
+}
+
+// readySupervision: c reported ready. A replacement's new worker takes its
+// slot; a worker learns the count of workers when Scale changed it.
+func (l *loop) readySupervision(c *child) {
+	l.rollReady(c)
+	if len(l.slots) != l.cfg.Workers {
+		c.proc.Tell("workers " + strconv.Itoa(len(l.slots)))
+	}
 }
 
 func (l *loop) handleSupervision(ev event) {

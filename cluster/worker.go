@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/lbserver/lbserver/drain"
 )
@@ -31,11 +32,21 @@ type Worker struct {
 	srv      *drain.Server    // what adopted sockets are served by, once Serve runs
 	want     map[int]bool     // slots the master asked this worker to adopt
 	adopted  map[int]func()   // slots served now, and how to stop
+	workers  atomic.Int64     // the cluster's worker count, as the master last said; 0: Config.Workers
 }
 
 // ID is the worker's slot, 1 to Config.Workers. A slot's worker keeps its
 // ID across restarts and reloads.
 func (w *Worker) ID() int { return w.id }
+
+// Workers is the number of workers (slots) of the cluster now: the
+// master tells its workers when Master.Scale, SIGTTIN or SIGTTOU change it.
+func (w *Worker) Workers() int {
+	if n := w.workers.Load(); n > 0 {
+		return int(n)
+	}
+	return w.cfg.Workers
+}
 
 // Listeners are the slot's listening sockets, to serve on (never to close
 // early: the master keeps its copies, and the port stays open). Serve
@@ -146,6 +157,10 @@ func (w *Worker) obey() {
 	for sc.Scan() {
 		verb, arg, _ := strings.Cut(sc.Text(), " ")
 		k, err := strconv.Atoi(arg)
+		if verb == "workers" && err == nil && k > 0 {
+			w.workers.Store(int64(k))
+			continue
+		}
 		if err != nil || w.slots[k] == nil || k == w.id {
 			continue
 		}
