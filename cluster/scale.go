@@ -104,12 +104,14 @@ func (l *loop) onScaleSignal(sig os.Signal) {
 	if n == 0 {
 		n = len(l.slots)
 	}
+	name := "SIGTTOU"
 	if up, _ := scaleSignals(); sig == up {
 		n++
+		name = "SIGTTIN"
 	} else {
 		n--
 	}
-	l.log.Info("scale signal", "signal", sig.String(), "workers", n)
+	l.log.Info("scale signal", "signal", name, "workers", n)
 	if n >= 1 && n <= l.scale.max {
 		l.scale.want = n
 	} else {
@@ -186,7 +188,7 @@ func (l *loop) removeSlot() {
 // master add and remove one worker.
 func (m *Master) Scale(n int) error {
 	if max := m.l.scale.max; n < 1 || n > max {
-		return fmt.Errorf("scale to %d workers: %w (1 to %d, Config.MaxWorkers)", n, ErrScale, max)
+		return fmt.Errorf("scale to %d workers: %w (1 to %d, the master's MaxWorkers)", n, ErrScale, max)
 	}
 	return m.l.ask(evScale{n})
 }
