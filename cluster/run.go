@@ -121,6 +121,10 @@ type Config struct {
 	Exe  string
 	Args []string
 	Env  []string
+	// WorkerEnv, if set, gives the worker of a slot its own extra
+	// environment ("NAME=value" entries, after Env), at every start of that
+	// slot: Node's cluster.fork(env), e.g. a shard number or a role.
+	WorkerEnv func(slot int) []string
 	// Stdout and Stderr are the workers'; default the master's.
 	Stdout, Stderr io.Writer
 }

@@ -50,6 +50,9 @@ func (l *loop) spawn(s *slot) (*child, error) {
 		env(envWorkerID, strconv.Itoa(s.id)),
 		env(envMasterPID, strconv.Itoa(os.Getpid())),
 	}}
+	if l.cfg.WorkerEnv != nil {
+		spec.Env = append(spec.Env, l.cfg.WorkerEnv(s.id)...)
+	}
 	add := func(name string, f *os.File) {
 		spec.Env = append(spec.Env, env(name, strconv.Itoa(fdOf(len(spec.Files)))))
 		spec.Files = append(spec.Files, f)

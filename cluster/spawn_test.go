@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -63,5 +64,23 @@ func TestWithoutWorkerEnv(t *testing.T) {
 	want := []string{"PATH=/bin", "OTHER_WORKER_ID=1", "T_WORKER_IDX=1"}
 	if !slices.Equal(got, want) {
 		t.Errorf("withoutWorkerEnv = %v, want %v", got, want)
+	}
+}
+
+// Config.WorkerEnv gives each slot's worker its own variables, at every
+// start of that slot.
+func TestWorkerEnv(t *testing.T) {
+	h := newHarness(t, Config{Workers: 2, WorkerEnv: func(slot int) []string {
+		return []string{"SHARD=" + strconv.Itoa(slot*10)}
+	}})
+	ps := h.startAll()
+	for i, p := range ps {
+		if want := "SHARD=" + strconv.Itoa((i+1)*10); !slices.Contains(p.spec.Env, want) {
+			t.Errorf("worker of slot %d: env %v, want %s", p.slot, p.spec.Env, want)
+		}
+	}
+	h.exit(ps[1], errors.New("signal: killed"))
+	if n := h.spawned(); !slices.Contains(n.spec.Env, "SHARD=20") {
+		t.Errorf("restarted worker of slot 2: env %v, want SHARD=20", n.spec.Env)
 	}
 }
