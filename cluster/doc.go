@@ -116,6 +116,17 @@
 // CAP_BPF, and a cBPF program indexes sockets by their position in the
 // group, which every close reorders.
 //
+// # Messages
+//
+// With Config.Messages, the master and each worker talk as in Node's
+// cluster: Master.Send (one slot's worker) and Master.Broadcast reach
+// Worker.Messages; Worker.Send reaches Config.OnMessage, called by the
+// loop. A message is a byte slice of at most MaxMessage bytes, carried
+// whole over a SOCK_SEQPACKET socket pair per worker. No sender ever waits
+// for a slow reader: a Send that finds the channel's buffer full fails at
+// once with ErrMessageQueueFull, so a worker that reads nothing costs the
+// master nothing but the error.
+//
 // # Compared with Node's cluster, PM2 and Gunicorn
 //
 //	                     Node cluster          PM2                     Gunicorn               this package
@@ -136,8 +147,9 @@
 //	why it exited        exitedAfterDisconnect, logs                    logs                   Event.Reason (crashed, stopped,
 //	                     code, signal                                                         replaced, recycled,
 //	                                                                                          unresponsive, scaled down)
-//	messages             worker.send,          pm2 sendDataToProcessId no                     no
-//	                     process.send
+//	messages             worker.send,          pm2 sendDataToProcessId no                     Master.Send, Broadcast,
+//	                     process.send                                                         Worker.Send, OnMessage (bytes,
+//	                                                                                          MaxMessage, never blocks)
 //	worker's own env     cluster.fork(env)     per app                 no                     Config.WorkerEnv(slot)
 //
 // # Descriptors and environment

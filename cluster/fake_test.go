@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -82,7 +84,8 @@ type fakeProc struct {
 	onReady func()
 	onExit  func(error)
 
-	exited bool // set by harness.exit
+	exited bool     // set by harness.exit
+	msgs   net.Conn // the worker's end of its message channel (Config.Messages); nil if none
 
 	mu    sync.Mutex // guards sigs, lines
 	sigs  []os.Signal
@@ -177,6 +180,7 @@ func newHarnessWith(t *testing.T, cfg Config, setup func(*loop)) *harness {
 			}
 			h.nextPid++
 			p := &fakeProc{pid: h.nextPid, slot: spec.Slot, spec: spec, onReady: onReady, onExit: onExit}
+			p.msgs = fakeMessages(t, spec)
 			h.started <- p
 			h.all = append(h.all, p)
 			return p, nil
@@ -392,4 +396,30 @@ func settle[T any](h *harness, ch chan T) {
 		time.Sleep(time.Millisecond)
 	}
 	h.sync()
+}
+
+// fakeMessages is the worker's end of its message channel, if spec hands
+// one on (a duplicate: the master closes its copy once started).
+func fakeMessages(t *testing.T, spec spawnSpec) net.Conn {
+	for _, kv := range spec.Env {
+		_, v, ok := strings.Cut(kv, envMessagesFD+"=")
+		if !ok {
+			continue
+		}
+		fd, _ := strconv.Atoi(v)
+		f := spec.Files[fd-fdLifeline]
+		nfd, err := syscall.Dup(int(f.Fd()))
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		c, err := messageConn(nfd)
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	return nil
 }

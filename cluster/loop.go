@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
 	"sync/atomic"
@@ -46,6 +47,7 @@ type loop struct {
 	health   healthLoop  // health checks (health.go)
 	roll     rollState   // one slot's replacement, and the queue of them (recycle.go)
 	scale    scaleState  // spare and retired slots, the wanted count (scale.go)
+	msgs     messageState
 
 	snap atomic.Pointer[snapshot] // what Stats and Workers read
 }
@@ -77,6 +79,7 @@ type child struct {
 	why      string      // the Reason of its exit, once decided (recycled, unresponsive, ...); "" if not
 	health   childHealth // its health checks (health.go)
 	limit    int64       // requests it may serve before it is recycled; 0: no limit (recycle.go)
+	msgs     net.Conn    // the master's end of its message channel; nil if none (message.go)
 }
 
 // The events the loop selects on, besides stop, force and reload requests.
@@ -182,6 +185,8 @@ func (l *loop) handle(ev event) {
 		l.waits.add(l, ev)
 	case evWatchdog:
 		l.sd.watchdog(l)
+	case evMessage:
+		l.onMessage(ev.m)
 	case evHealthTick, evHealthResult, evRecycleTick, evRollTimeout, evRestartWorker, evScale:
 		l.handleSupervision(ev)
 	case evSync:
@@ -246,7 +251,7 @@ func (l *loop) onExit(c *child, err error) {
 	l.log.Info("worker exited", "worker", s.id, "worker_pid", c.pid, "status", status,
 		"uptime", l.sys.now().Sub(c.started).Round(time.Millisecond), "replaced", c.replaced, "reason", reason)
 	l.emit(Event{Kind: EventExited, Slot: s.id, Pid: c.pid, Err: err, Reason: reason})
-	l.rollExit(c)
+	l.exitSupervision(c)
 	if r := l.reload; r != nil {
 		switch c {
 		case r.fresh:
@@ -392,7 +397,7 @@ func (l *loop) publish() {
 	}
 	for _, c := range l.sorted() {
 		sn.workers = append(sn.workers, WorkerInfo{Slot: c.slot.id, Pid: c.pid, Ready: c.ready,
-			Current: c.slot.cur == c, Private: c.private, entry: c.entry})
+			Current: c.slot.cur == c, Private: c.private, entry: c.entry, msgs: c.msgs})
 	}
 	l.snap.Store(sn)
 }

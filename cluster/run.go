@@ -125,6 +125,13 @@ type Config struct {
 	// environment ("NAME=value" entries, after Env), at every start of that
 	// slot: Node's cluster.fork(env), e.g. a shard number or a role.
 	WorkerEnv func(slot int) []string
+	// Messages gives every worker a message channel to and from the
+	// master: Master.Send and Broadcast, Worker.Messages; Worker.Send and
+	// OnMessage. See MaxMessage.
+	Messages bool
+	// OnMessage, if set, is called by the master's loop for every message a
+	// worker sends (Worker.Send), in order; it must not block.
+	OnMessage func(Message)
 	// Stdout and Stderr are the workers'; default the master's.
 	Stdout, Stderr io.Writer
 }
@@ -279,6 +286,7 @@ func runWorker(ctx context.Context, cfg *Config, w *Worker, fn func(context.Cont
 	signal.Ignore(os.Interrupt, syscall.SIGHUP)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	defer context.AfterFunc(ctx, w.closeMessages)()
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
@@ -288,6 +296,7 @@ func runWorker(ctx context.Context, cfg *Config, w *Worker, fn func(context.Cont
 		}
 	}()
 	err := fn(ctx, w)
+	w.closeMessages()
 	cancel()
 	<-watched
 	return err
@@ -412,6 +421,7 @@ type WorkerInfo struct {
 	// table (Config.Balance); -1 when it has no entry.
 	Conns int64
 	entry int
+	msgs  net.Conn // the master's end of its message channel; nil if none
 }
 
 // Workers lists the live workers by slot, then pid.

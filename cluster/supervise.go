@@ -30,6 +30,7 @@ func (l *loop) endSupervision() {
 		l.health.cancel()
 	}
 	l.health.wg.Wait()
+	l.msgs.wg.Wait()
 }
 
 // readySupervision: c reported ready. A replacement's new worker takes its
@@ -39,6 +40,13 @@ func (l *loop) readySupervision(c *child) {
 	if len(l.slots) != l.cfg.Workers {
 		c.proc.Tell("workers " + strconv.Itoa(len(l.slots)))
 	}
+}
+
+// exitSupervision: c exited. A replacement waiting for it goes on; its
+// message channel closes.
+func (l *loop) exitSupervision(c *child) {
+	l.rollExit(c)
+	closeMessages(c)
 }
 
 func (l *loop) handleSupervision(ev event) {

@@ -19,20 +19,21 @@ import (
 // listener(s), the readiness report, and the master's lifeline. Run gives
 // it to the function it runs in each worker.
 type Worker struct {
-	id       int
-	cfg      *Config
-	lns      []net.Listener
-	private  net.Listener     // served for the master only; nil if none
-	balancer *member          // this worker's connection table entry; nil if none
-	ready    *os.File         // the ready pipe; nil once used, or in-process
-	lifeline *os.File         // the master's commands; EOF when it is gone; nil in-process
-	slots    map[int]*os.File // every slot's socket, by slot, for adoption
-	readyMu  sync.Mutex       // guards ready
-	mu       sync.Mutex       // guards srv, want, adopted
-	srv      *drain.Server    // what adopted sockets are served by, once Serve runs
-	want     map[int]bool     // slots the master asked this worker to adopt
-	adopted  map[int]func()   // slots served now, and how to stop
-	workers  atomic.Int64     // the cluster's worker count, as the master last said; 0: Config.Workers
+	id             int
+	cfg            *Config
+	lns            []net.Listener
+	private        net.Listener     // served for the master only; nil if none
+	balancer       *member          // this worker's connection table entry; nil if none
+	ready          *os.File         // the ready pipe; nil once used, or in-process
+	lifeline       *os.File         // the master's commands; EOF when it is gone; nil in-process
+	slots          map[int]*os.File // every slot's socket, by slot, for adoption
+	readyMu        sync.Mutex       // guards ready
+	mu             sync.Mutex       // guards srv, want, adopted
+	srv            *drain.Server    // what adopted sockets are served by, once Serve runs
+	want           map[int]bool     // slots the master asked this worker to adopt
+	adopted        map[int]func()   // slots served now, and how to stop
+	workers        atomic.Int64     // the cluster's worker count, as the master last said; 0: Config.Workers
+	workerMessages                  // Config.Messages: the channel to the master (message.go)
 }
 
 // ID is the worker's slot, 1 to Config.Workers. A slot's worker keeps its
