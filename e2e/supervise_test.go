@@ -155,37 +155,53 @@ func TestSuperviseStoppedWorkerIsReplaced(t *testing.T) {
 	}
 }
 
-// TestSuperviseBusyWorkerIsHealthy: ten concurrent default /api/randoms
-// keep both workers computing, with checks every second (5 times more often
-// than the default): no worker is ever unresponsive, every request answers.
+// TestSuperviseBusyWorkerIsHealthy: ten clients that each ask for the
+// default /api/randoms again and again keep both workers computing for 8
+// health intervals (checks every second, 5 times more often than the
+// default): no worker is ever unresponsive, every request answers.
 func TestSuperviseBusyWorkerIsHealthy(t *testing.T) {
-	p, base := startCluster(t, 2, "--health-interval", "1s", "--health-misses", "3")
+	const interval, busy = time.Second, 8 * time.Second
+	p, base := startCluster(t, 2, "--health-interval", interval.String(), "--health-misses", "3")
+	pids := relWaitWorkers(t, p, 2)
 	var wg sync.WaitGroup
-	errs := make(chan error, 10)
+	var mu sync.Mutex // guards answered, errs
+	answered, errs := 0, []error(nil)
 	start := time.Now()
 	for range 10 {
 		wg.Go(func() {
 			c := &http.Client{Timeout: 2 * time.Minute}
-			r, err := c.Get(base + "/api/randoms")
-			if err == nil {
-				r.Body.Close()
-				if r.StatusCode != http.StatusOK {
-					err = relStatusError(r.StatusCode)
+			for time.Since(start) < busy {
+				r, err := c.Get(base + "/api/randoms")
+				if err == nil {
+					r.Body.Close()
+					if r.StatusCode != http.StatusOK {
+						err = relStatusError(r.StatusCode)
+					}
 				}
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+				} else {
+					answered++
+				}
+				mu.Unlock()
 			}
-			errs <- err
 		})
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Errorf("heavy request: %v", err)
-		}
+	for _, err := range errs {
+		t.Errorf("heavy request: %v", err)
 	}
-	t.Logf("10 default /api/randoms answered in %s; health-check misses logged: %d", time.Since(start).Round(time.Millisecond), relCount(p, "missed a health check"))
+	t.Logf("10 clients of default /api/randoms for %s: %d answered, %d failed; health-check misses logged: %d",
+		time.Since(start).Round(time.Millisecond), answered, len(errs), relCount(p, "missed a health check"))
+	if answered < 20 {
+		t.Errorf("only %d heavy requests answered: the workers were not kept busy", answered)
+	}
 	if n := relCount(p, "worker unresponsive"); n != 0 {
 		t.Errorf("%d busy workers killed as unresponsive", n)
+	}
+	if now := relWaitWorkers(t, p, 2); !slices.Equal(now, pids) {
+		t.Errorf("workers %v after the load, want the same %v", now, pids)
 	}
 }
 
@@ -268,10 +284,17 @@ func TestSuperviseRecycle(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p, base := startCluster(t, 2, tc.args...)
 			load := relStartLoad(t, relLoadOpts{URL: base + relLight, KeepAlive: 4, PerRequest: 4, MaxTime: 90 * time.Second})
-			relWaitLog(t, p, "reason=recycled", 4, 60*time.Second)
+			recycled := regexp.MustCompile(`msg="worker exited"[^\n]*reason=recycled`)
+			Eventually(t, 60*time.Second, "4 workers recycled", func() bool {
+				return len(recycled.FindAllString(p.Output.String(), -1)) >= 4
+			})
 			res := load.Stop()
-			t.Logf("%v: %d workers recycled under 8 clients: %s", tc.args, relCount(p, "reason=recycled"), res)
+			n := len(recycled.FindAllString(p.Output.String(), -1))
+			t.Logf("%v: %d workers recycled under 8 clients: %s", tc.args, n, res)
 			relAssertNoLoss(t, res)
+			if len(res.ByPid) < 5 {
+				t.Errorf("answers from %d worker pids, want at least 5 (2 first workers, 4 replacements, one may not have answered yet)", len(res.ByPid))
+			}
 			if n := relCount(p, "reason=crashed"); n != 0 {
 				t.Errorf("%d workers crashed", n)
 			}
