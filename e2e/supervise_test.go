@@ -145,8 +145,9 @@ func TestSuperviseStoppedWorkerIsReplaced(t *testing.T) {
 			late = append(late, c.Sent.Format("15:04:05.000")+" "+c.Err.Error())
 		}
 	}
-	t.Logf("SIGSTOP at %s, killed and adopted %s later (bound %s); %d answered, %d failed (sent before the adoption, to the stopped worker)",
-		stoppedAt.Format("15:04:05.000"), took.Round(time.Millisecond), bound, ok, failed)
+	readyAt := supLogTime(t, p, `msg="slot served by its own worker again"`)
+	t.Logf("SIGSTOP at %s, killed and adopted %s later (bound %s), new worker ready %s after the stop; %d answered, %d failed (sent before the adoption, to the stopped worker)",
+		stoppedAt.Format("15:04:05.000"), took.Round(time.Millisecond), bound, readyAt.Sub(stoppedAt).Round(time.Millisecond), ok, failed)
 	if len(late) > 0 {
 		t.Errorf("%d requests sent after the adoption failed: %q", len(late), late)
 	}
