@@ -234,9 +234,9 @@ func supWaitCount(tb testing.TB, p *Proc, base, metrics string, n int) {
 	})
 }
 
-// TestSuperviseScale: 2 -> 4 -> 1 -> 2 workers with `lbserver scale`, then
-// SIGTTIN (3) and SIGTTOU (2), then `lbserver restart-worker` of worker 1,
-// under 16 clients: no failed request, no refused connection.
+// TestSuperviseScale: 2 -> 4 -> 1 -> 2 workers with `lbserver scale`, 5
+// times, then SIGTTIN (3) and SIGTTOU (2), then `lbserver restart-worker`
+// of worker 1, under 16 clients: no failed request, no refused connection.
 func TestSuperviseScale(t *testing.T) {
 	mport := FreePort(t)
 	metrics := "http://127.0.0.1:" + strconv.Itoa(mport) + "/metrics"
@@ -250,8 +250,11 @@ func TestSuperviseScale(t *testing.T) {
 		supWaitCount(t, p, base, metrics, n)
 		Eventually(t, 20*time.Second, "requests flowing", func() bool { return load.Snapshot().OK > before+300 })
 	}
-	for _, n := range []int{4, 1, 2} {
-		step(n, func() { supCommand(t, "scale", p.Pid(), n) })
+	const cycles = 5
+	for range cycles {
+		for _, n := range []int{4, 1, 2} {
+			step(n, func() { supCommand(t, "scale", p.Pid(), n) })
+		}
 	}
 	step(3, func() { _ = p.Signal(syscall.SIGTTIN) })
 	step(2, func() { _ = p.Signal(syscall.SIGTTOU) })
@@ -263,10 +266,10 @@ func TestSuperviseScale(t *testing.T) {
 	step(2, func() { supCommand(t, "restart-worker", p.Pid(), 1) })
 	Eventually(t, 20*time.Second, "worker 1 replaced", func() bool { return !slices.Contains(ChildPids(p.Pid()), w1) && len(ChildPids(p.Pid())) == 2 })
 	res := load.Stop()
-	t.Logf("scale 2 -> 4 -> 1 -> 2, SIGTTIN, SIGTTOU, restart-worker 1 under 16 clients: %s", res)
+	t.Logf("scale 2 -> 4 -> 1 -> 2 %d times, SIGTTIN, SIGTTOU, restart-worker 1 under 16 clients: %s", cycles, res)
 	relAssertNoLoss(t, res)
-	if n := relCount(p, `reason="scaled down"`); n != 4 {
-		t.Errorf("%d workers exited scaled down, want 4 (4 -> 1, then 3 -> 2)", n)
+	if n, want := relCount(p, `reason="scaled down"`), cycles*3+1; n != want {
+		t.Errorf("%d workers exited scaled down, want %d (4 -> 1 each cycle, then 3 -> 2)", n, want)
 	}
 }
 
