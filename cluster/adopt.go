@@ -52,6 +52,10 @@ func (l *loop) rebalance() {
 		best.adopted++
 		best.proc.Tell("adopt " + strconv.Itoa(s.id))
 		l.emit(Event{Kind: EventAdopted, Slot: s.id, Pid: best.pid})
+		if l.activeSlot(s.id) != s {
+			l.log.Info("worker adopts a removed slot's socket for good", "worker", s.id, "adopter", best.slot.id, "adopter_pid", best.pid)
+			continue
+		}
 		l.log.Warn("worker adopts orphaned slot until its worker is back", "worker", s.id, "adopter", best.slot.id, "adopter_pid", best.pid)
 	}
 }
