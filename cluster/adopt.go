@@ -21,7 +21,7 @@ func (l *loop) rebalance() {
 	}
 	defer l.tellAdoptions()
 	usable := func(c *child) bool { return c != nil && c.ready && !c.stopped && !c.gone }
-	for _, s := range l.slots {
+	for _, s := range l.adoptionSlots() {
 		healthy := usable(s.cur)
 		if a := s.adopter; a != nil && (healthy || !usable(a)) {
 			s.adopter = nil
@@ -47,6 +47,10 @@ func (l *loop) rebalance() {
 		s.adopter = best
 		best.adopted++
 		l.emit(Event{Kind: EventAdopted, Slot: s.id, Pid: best.pid})
+		if l.activeSlot(s.id) != s {
+			l.log.Info("worker adopts a removed slot's socket for good", "worker", s.id, "adopter", best.slot.id, "adopter_pid", best.pid)
+			continue
+		}
 		l.log.Warn("worker adopts orphaned slot until its worker is back", "worker", s.id, "adopter", best.slot.id, "adopter_pid", best.pid)
 	}
 }

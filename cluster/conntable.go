@@ -77,6 +77,7 @@ const (
 const (
 	wordOpen = 0 // open connections
 	wordLive = 1 // 1 while the process is a ready, current worker
+	wordReqs = 2 // requests served (Config.MaxRequests)
 )
 
 // connTable is the shared table, mapped into this process.
@@ -97,7 +98,11 @@ func (t *connTable) word(i, k int) *atomic.Int64 {
 func (t *connTable) reset(i int) {
 	t.word(1+i, wordLive).Store(0)
 	t.word(1+i, wordOpen).Store(0)
+	t.word(1+i, wordReqs).Store(0)
 }
+
+// requests is the number of requests entry i's process has served.
+func (t *connTable) requests(i int) int64 { return t.word(1+i, wordReqs).Load() }
 
 // setLive marks entry i's process as a ready, current worker (or not).
 func (t *connTable) setLive(i int, live bool) {
@@ -125,6 +130,7 @@ func (t *connTable) total() (open int64, live int64) {
 // worker's server.
 type member struct {
 	t    *connTable
+	i    int
 	mine *atomic.Int64
 }
 
@@ -133,8 +139,11 @@ func (t *connTable) member(i int) (*member, error) {
 	if i < 0 || i >= t.entries {
 		return nil, errors.New("cluster: connection table entry out of range")
 	}
-	return &member{t: t, mine: t.word(1+i, wordOpen)}, nil
+	return &member{t: t, i: i, mine: t.word(1+i, wordOpen)}, nil
 }
+
+// served counts a request this process served.
+func (m *member) served() { m.t.word(1+m.i, wordReqs).Add(1) }
 
 // Opened counts a connection this process accepted.
 func (m *member) Opened() { m.mine.Add(1) }

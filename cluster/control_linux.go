@@ -134,6 +134,11 @@ func (l *loop) control(c *net.UnixConn) {
 	if err != nil {
 		return
 	}
+	if reply, ok := l.controlScale(strings.TrimSpace(line)); ok {
+		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintln(c, reply)
+		return
+	}
 	if cmd := strings.TrimSpace(line); cmd != "reload" {
 		fmt.Fprintf(c, "error unknown command %q\n", cmd)
 		return

@@ -95,6 +95,102 @@
 // crashes then is restarted from it (and fails, with the backoff, its slot
 // adopted meanwhile) until the files are put back.
 //
+// # Workers that stop answering
+//
+// A worker can be alive and useless: stuck in a deadlock, spinning without
+// yielding, stopped by SIGSTOP. Its process never exits, and the kernel
+// keeps handing it its share of new connections. With
+// Config.HealthInterval the master checks every ready worker at that
+// interval, by default with an HTTP "OPTIONS *" request on the worker's
+// private socket (Config.Private), which net/http answers without calling
+// the handler, through the same accept loop and connection goroutines as
+// every request: a worker whose handlers are all busy computing still
+// answers. Config.HealthCheck replaces the check. A check that fails or
+// has not answered by the next tick is a miss; at Config.HealthMisses
+// misses in a row (default 3) the worker is unresponsive: another worker
+// adopts its slot at once, it gets SIGKILL (it cannot drain), and its slot
+// a new worker. A worker that stops answering is killed within
+// HealthInterval × (HealthMisses + 1).
+//
+// # One worker at a time
+//
+// Master.RestartWorker replaces one slot's worker the way a rolling reload
+// replaces each: the new one is ready before the old one drains.
+// Recycling does the same by itself, for a worker that has served
+// Config.MaxRequests requests (plus a random 0 to MaxRequestsJitter of its
+// own, so that workers started together are not recycled together) or
+// whose resident memory, read by the master from /proc every second, is
+// above Config.MaxMemory. Replacements run one at a time, never during a
+// rolling reload; a reload asked for during one follows it.
+//
+// # The number of workers
+//
+// Master.Scale sets the number of workers while serving; SIGTTIN adds one
+// and SIGTTOU removes one (Gunicorn's and Unicorn's signals); Scale(ctx,
+// pid, n) asks from another process. The master binds a socket for every
+// slot it may use (Config.MaxWorkers) at start, beyond Config.Workers bound
+// but not listening (a socket that does not listen is not in the port's
+// SO_REUSEPORT group: the kernel gives it nothing), so that every worker
+// holds every slot's socket and can adopt any of them. An added slot's
+// socket starts listening, is adopted by a ready worker at once, and its
+// own worker takes it over once ready.
+//
+// A removed slot's socket is never closed: closing a listening
+// SO_REUSEPORT socket resets every connection queued on it. It keeps
+// listening and a worker of the remaining slots adopts it for good, before
+// the slot's own worker is told to drain. What it costs: the kernel keeps
+// hashing that slot's share of new connections to it, so its adopter
+// accepts for two slots (4 slots scaled to 3: one worker gets two fourths
+// of the new connections; the connection table still evens out
+// keep-alive connections), until a scale up gives the slot a worker of its
+// own again. The alternatives cost more. net.ipv4.tcp_migrate_req=1 makes
+// the kernel move a closed listener's queue to the others of its group,
+// but it is one setting for the whole network namespace (0 by default),
+// which a library must not change. A BPF program on the group
+// (SO_ATTACH_REUSEPORT_CBPF or _EBPF) could stop sending new connections to
+// a socket before it is closed, but a connection whose handshake is under
+// way at the close is still reset without tcp_migrate_req, eBPF needs
+// CAP_BPF, and a cBPF program indexes sockets by their position in the
+// group, which every close reorders.
+//
+// # Messages
+//
+// With Config.Messages, the master and each worker talk as in Node's
+// cluster: Master.Send (one slot's worker) and Master.Broadcast reach
+// Worker.Messages; Worker.Send reaches Config.OnMessage, called by the
+// loop. A message is a byte slice of at most MaxMessage bytes, carried
+// whole over a SOCK_SEQPACKET socket pair per worker. No sender ever waits
+// for a slow reader: a Send that finds the channel's buffer full fails at
+// once with ErrMessageQueueFull, so a worker that reads nothing costs the
+// master nothing but the error.
+//
+// # Compared with Node's cluster, PM2 and Gunicorn
+//
+//	                     Node cluster          PM2                     Gunicorn               this package
+//	one port, N procs    primary accepts,      cluster mode for        one shared socket      one SO_REUSEPORT socket per
+//	                     hands out (RR)        Node only               accepted by workers    slot, held by the master
+//	dead worker          'exit' event; user    restarted (backoff:     restarted              restarted, backoff per slot;
+//	                     code forks again      --exp-backoff-...)                             its slot adopted meanwhile
+//	reload, no loss      user code             pm2 reload              SIGHUP                 SIGHUP, Master.Reload, Reload:
+//	                                                                                          new ready before old drains
+//	hung worker          no                    no                      timeout (30s):         HealthInterval × HealthMisses:
+//	                                                                   killed, replaced       slot adopted, SIGKILL, replaced
+//	recycle by requests  no                    no                      max_requests (+jitter) MaxRequests (+jitter)
+//	recycle by memory    no                    max_memory_restart      no                     MaxMemory (from /proc)
+//	workers at run time  cluster.fork(),       pm2 scale APP N         TTIN, TTOU             Master.Scale, SIGTTIN,
+//	                     worker.kill()                                                        SIGTTOU, Scale(ctx, pid, n)
+//	restart one worker   worker.kill() + fork  pm2 reload ID           kill it (TERM)         Master.RestartWorker:
+//	                                                                                          new ready before old drains
+//	why it exited        exitedAfterDisconnect, logs                    logs                   Event.Reason (crashed, stopped,
+//	                     code, signal                                                         replaced, recycled, killed,
+//	                                                                                          unresponsive, scaled down,
+//	                                                                                          stopped by signal) and
+//	                                                                                          LastWords
+//	messages             worker.send,          pm2 sendDataToProcessId no                     Master.Send, Broadcast,
+//	                     process.send                                                         Worker.Send, OnMessage (bytes,
+//	                                                                                          MaxMessage, never blocks)
+//	worker's own env     cluster.fork(env)     per app                 no                     Config.WorkerEnv(slot)
+//
 // # Descriptors and environment
 //
 // A worker is started with these descriptors:
@@ -148,6 +244,7 @@
 //	master second signal    (Config.Force closed, see Signals) SIGKILL every
 //	                        worker; Run returns ErrForced
 //	master SIGHUP           rolling reload
+//	master SIGTTIN, SIGTTOU one worker more, one fewer (Master.Scale)
 //	master dies (any way)   workers read EOF on fd 5 and drain by themselves
 //	worker SIGTERM          drain (fn's ctx is done; Worker.Serve drains) and
 //	                        exit; a second one cuts the drain short. Run takes
@@ -209,6 +306,8 @@
 // unit's ExecReload needs. Reload checks that the process answering there
 // is that pid, of its user or root (ErrNotMaster otherwise), and a master
 // whose socket name is already taken fails to start.
+// Scale(ctx, pid, n) and RestartWorker(ctx, pid, id) go the same way, and
+// return once the master has taken the request.
 //
 // # Platforms
 //

@@ -58,9 +58,13 @@ const (
 	// (SIGTERM, SIGINT or SIGHUP from an operator, `systemctl kill`, a
 	// worker's "stopped by signal" last words): its slot restarts at once.
 	ExitSignaled
+	ExitRecycled     // replaced for MaxRequests or MaxMemory, the way a reload replaces
+	ExitUnresponsive // missed HealthMisses health checks in a row; killed and replaced
+	ExitScaledDown   // its slot was removed (Master.Scale, SIGTTOU)
 )
 
-var exitNames = [...]string{"", "crashed", "stopped", "replaced", "not ready in time", "killed", "stopped by signal"}
+var exitNames = [...]string{"", "crashed", "stopped", "replaced", "not ready in time", "killed", "stopped by signal",
+	"recycled", "unresponsive", "scaled down"}
 
 func (r ExitReason) String() string {
 	if r > 0 && int(r) < len(exitNames) {

@@ -32,6 +32,16 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if os.Getenv("EXMSG_WORKER_ID") != "" { // the workers of ExampleMaster_Broadcast
+		ctx, force, stop := cluster.Signals(context.Background())
+		err := cluster.Run(ctx, messagesConfig(force), flusher)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 

@@ -11,6 +11,8 @@ import (
 // status and its last words.
 func (l *loop) exitReason(c *child, err error, words string) ExitReason {
 	switch {
+	case c.why != 0:
+		return c.why
 	case c.replaced:
 		return ExitReplaced
 	case c.notReady:

@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -82,7 +84,8 @@ type fakeProc struct {
 	onReady func()
 	onExit  func(error, string)
 
-	exited bool // set by harness.exit
+	exited bool     // set by harness.exit
+	msgs   net.Conn // the worker's end of its message channel (Config.Messages); nil if none
 
 	mu    sync.Mutex // guards sigs, lines
 	sigs  []os.Signal
@@ -112,6 +115,37 @@ func (p *fakeProc) told() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return slices.Clone(p.lines)
+}
+
+// deltas are the changes the whole-state lines told to the worker make,
+// one by one: "adopt K", "release K", "workers N", "stopping".
+func (p *fakeProc) deltas() []string {
+	var out []string
+	var prev lifelineState
+	for _, line := range p.told() {
+		st, ok := parseState(line)
+		if !ok {
+			panic("bad lifeline line " + line)
+		}
+		for _, k := range st.slots {
+			if !slices.Contains(prev.slots, k) {
+				out = append(out, "adopt "+strconv.Itoa(k))
+			}
+		}
+		for _, k := range prev.slots {
+			if !slices.Contains(st.slots, k) {
+				out = append(out, "release "+strconv.Itoa(k))
+			}
+		}
+		if st.workers != prev.workers && st.workers != 0 {
+			out = append(out, "workers "+strconv.Itoa(st.workers))
+		}
+		if st.stopping && !prev.stopping {
+			out = append(out, lineStopping)
+		}
+		prev = st
+	}
+	return out
 }
 
 // adopts is the set of slots the worker was last told to adopt (nil: it
@@ -160,6 +194,7 @@ type harness struct {
 	failNext bool // guarded by the loop: set only between syncs
 	nextPid  int
 	all      []*fakeProc // every worker started; appended by the loop, read by the test after a sync
+	listened []*os.File  // sockets made to listen (Scale); appended by the loop
 }
 
 // newHarness starts a master of cfg.Workers fake workers (default 2).
@@ -191,6 +226,7 @@ func newHarnessWith(t *testing.T, cfg Config, setup func(*loop)) *harness {
 			}
 			h.nextPid++
 			p := &fakeProc{pid: h.nextPid, slot: spec.Slot, spec: spec, onReady: onReady, onExit: onExit}
+			p.msgs = fakeMessages(t, spec)
 			h.started <- p
 			h.all = append(h.all, p)
 			return p, nil
@@ -198,8 +234,12 @@ func newHarnessWith(t *testing.T, cfg Config, setup func(*loop)) *harness {
 		now:       h.clock.time,
 		afterFunc: h.clock.afterFunc,
 		wait:      func() {},
+		listen: func(f *os.File) error {
+			h.listened = append(h.listened, f)
+			return nil
+		},
 	}
-	n := cfg.Workers
+	n := cfg.MaxWorkers
 	if cfg.SharedSocket {
 		n = 1
 	}
@@ -419,4 +459,44 @@ func (c *fakeClock) pending() int {
 		}
 	}
 	return n
+}
+
+// settle waits until the loop has taken every request from ch (asks,
+// signals), then until it has handled them.
+func settle[T any](h *harness, ch chan T) {
+	h.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(ch) > 0 {
+		if time.Now().After(deadline) {
+			h.t.Fatal("the loop did not take its requests")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	h.sync()
+}
+
+// fakeMessages is the worker's end of its message channel, if spec hands
+// one on (a duplicate: the master closes its copy once started).
+func fakeMessages(t *testing.T, spec spawnSpec) net.Conn {
+	for _, kv := range spec.Env {
+		_, v, ok := strings.Cut(kv, envMessagesFD+"=")
+		if !ok {
+			continue
+		}
+		fd, _ := strconv.Atoi(v)
+		f := spec.Files[fd-fdLifeline]
+		nfd, err := syscall.Dup(int(f.Fd()))
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		c, err := messageConn(nfd)
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	return nil
 }

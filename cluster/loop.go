@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
 	"sync/atomic"
@@ -29,6 +30,8 @@ type loop struct {
 	reloads chan struct{}  // Master.Reload; one pending request is enough
 	done    chan struct{}  // closed when run returns: late senders give up
 	hup     chan os.Signal // SIGHUP: a rolling reload; nil in tests
+	ttinout chan os.Signal // SIGTTIN, SIGTTOU: one worker more, one fewer; nil in tests
+	asks    chan event     // Master.Scale, Master.RestartWorker: buffered, so they never block
 	sd      *sdState       // systemd notifications; nil without systemd
 	// ownSockets: the master bound the sockets itself, so it closes its
 	// copies when the stop begins (new connections are refused at once).
@@ -46,6 +49,10 @@ type loop struct {
 	entries  []bool // connection table entries in use, by a worker not yet exited
 	stats    Stats
 	waits    reloadWaits // reload requests that wait for their reload's end
+	health   healthLoop  // health checks (health.go)
+	roll     rollState   // one slot's replacement, and the queue of them (recycle.go)
+	scale    scaleState  // spare and retired slots, the wanted count (scale.go)
+	msgs     messageState
 
 	// listeners see every event emitted, in order: systemd's notifications
 	// (notify.go), the reload waiters (control.go), Config.OnEvent.
@@ -74,17 +81,22 @@ type child struct {
 	private string // address of its private socket; "" if none
 	entry   int    // its entry in the connection table; -1 if none
 
-	ready    bool   // it reported ready
-	stopped  bool   // it was sent SIGTERM (reload, abort, stop, ready timeout)
-	replaced bool   // a new worker took its slot in a reload
-	notReady bool   // it was stopped for not being ready within ReadyTimeout
-	killed   bool   // it was sent SIGKILL
-	gone     bool   // it exited
-	adopted  int    // slots it accepts for besides its own
-	told     string // the last adoption state told on its lifeline
-	toldStop bool   // it is told the cluster stops (shutdown.go)
-	readyBy  *timer // its ready timeout, until it is ready
-	exitBy   *timer // its stop timeout, once it was sent SIGTERM
+	ready       bool        // it reported ready
+	stopped     bool        // it was sent SIGTERM (reload, abort, stop, ready timeout)
+	replaced    bool        // a new worker took its slot in a reload
+	notReady    bool        // it was stopped for not being ready within ReadyTimeout
+	killed      bool        // it was sent SIGKILL
+	gone        bool        // it exited
+	adopted     int         // slots it accepts for besides its own
+	told        string      // the last adoption state told on its lifeline
+	toldStop    bool        // it is told the cluster stops (shutdown.go)
+	readyBy     *timer      // its ready timeout, until it is ready
+	exitBy      *timer      // its stop timeout, once it was sent SIGTERM
+	why         ExitReason  // the Reason of its exit, once decided (recycled, unresponsive, scaled down); 0 if not
+	toldWorkers bool        // it was told the cluster's count of workers (lifeline.go)
+	health      childHealth // its health checks (health.go)
+	limit       int64       // requests it may serve before it is recycled; 0: no limit (recycle.go)
+	msgs        net.Conn    // the master's end of its message channel; nil if none (message.go)
 }
 
 // The events the loop selects on, besides stop, force and reload requests.
@@ -112,11 +124,12 @@ var (
 func newLoop(cfg Config, s sys, sockets []*os.File, table *connTable) *loop {
 	l := &loop{
 		cfg: cfg, sys: s, log: cfg.Logger, sockets: sockets, table: table,
-		events: make(chan event), reloads: make(chan struct{}, 1), done: make(chan struct{}), children: map[*child]struct{}{},
+		events: make(chan event), asks: make(chan event, 16), reloads: make(chan struct{}, 1), done: make(chan struct{}), children: map[*child]struct{}{},
 	}
 	for i := range cfg.Workers {
 		l.slots = append(l.slots, &slot{id: i + 1, sock: sockets[i%len(sockets)]})
 	}
+	l.initScale(max(cfg.MaxWorkers, cfg.Workers))
 	if table != nil {
 		l.entries = make([]bool, table.entries)
 	}
@@ -133,6 +146,7 @@ func newLoop(cfg Config, s sys, sockets []*os.File, table *connTable) *loop {
 // force is closed) and returns once every worker has exited. With ctx
 // already done it starts nothing and returns nil.
 func (l *loop) run(ctx context.Context, force <-chan struct{}) error {
+	defer l.endSupervision() // after done is closed: a late check result gives up
 	defer close(l.done)
 	if ctx.Err() != nil {
 		l.log.Info("master stopped before it started a worker", "err", context.Cause(ctx))
@@ -145,6 +159,7 @@ func (l *loop) run(ctx context.Context, force <-chan struct{}) error {
 	for _, s := range l.slots {
 		l.fill(s, false)
 	}
+	l.startSupervision()
 	stop := ctx.Done()
 	for !l.stopping || len(l.children) > 0 {
 		l.publish()
@@ -159,9 +174,14 @@ func (l *loop) run(ctx context.Context, force <-chan struct{}) error {
 			l.requestReload("reload requested")
 		case <-l.hup:
 			l.requestReload("SIGHUP: rolling reload")
+		case sig := <-l.ttinout:
+			l.onScaleSignal(sig)
+		case ev := <-l.asks:
+			l.handle(ev)
 		case ev := <-l.events:
 			l.handle(ev)
 		}
+		l.schedule()
 	}
 	l.publish()
 	l.log.Info("master stopped")
@@ -185,6 +205,10 @@ func (l *loop) handle(ev event) {
 		l.waits.add(l, ev)
 	case evWatchdog:
 		l.sd.watchdog(l)
+	case evMessage:
+		l.onMessage(ev.m)
+	case evHealthTick, evHealthResult, evRecycleTick, evRestartWorker, evScale:
+		l.handleSupervision(ev)
 	case evSync:
 		if ev.f != nil {
 			ev.f(l)
@@ -210,7 +234,8 @@ func (l *loop) onReady(c *child) {
 	if r := l.reload; r != nil && r.fresh == c {
 		l.promote(c)
 	}
-	if c == c.slot.cur {
+	l.readySupervision(c)
+	if c == c.slot.cur && !c.stopped {
 		l.setLive(c, true)
 	}
 	l.rebalance()
@@ -234,6 +259,7 @@ func (l *loop) onReadyTimeout(c *child) {
 	if r := l.reload; r != nil && r.fresh == c {
 		l.abortReload(c, "new worker not ready within the ready timeout")
 	}
+	l.rollNotReady(c)
 }
 
 // onExit: a worker exited. Its slot's current worker is restarted after its
@@ -250,6 +276,7 @@ func (l *loop) onExit(c *child, err error, words string) {
 	reason := l.exitReason(c, err, words)
 	l.logExit(c, err, words, reason)
 	l.emit(Event{Kind: EventExited, Slot: s.id, Pid: c.pid, Err: err, Reason: reason, LastWords: words})
+	l.exitSupervision(c)
 	if r := l.reload; r != nil {
 		switch c {
 		case r.fresh:
@@ -297,6 +324,7 @@ func (l *loop) stop() {
 	if l.ownSockets {
 		closeFiles(l.sockets)
 	}
+	l.stopSupervision()
 	l.log.Info("master stopping", "workers", len(l.children))
 	l.emit(Event{Kind: EventStopping})
 	l.stopWorkers()
@@ -398,6 +426,7 @@ type snapshot struct {
 func (l *loop) publish() {
 	sn := &snapshot{stats: l.stats}
 	sn.stats.Live = int64(len(l.children))
+	sn.stats.Workers = int64(len(l.slots))
 	for _, s := range l.slots {
 		if s.adopter != nil {
 			sn.stats.Adopted++
@@ -405,7 +434,7 @@ func (l *loop) publish() {
 	}
 	for _, c := range l.sorted() {
 		sn.workers = append(sn.workers, WorkerInfo{Slot: c.slot.id, Pid: c.pid, Ready: c.ready,
-			Current: c.slot.cur == c, Private: c.private, entry: c.entry})
+			Current: c.slot.cur == c, Private: c.private, entry: c.entry, msgs: c.msgs})
 	}
 	l.snap.Store(sn)
 }

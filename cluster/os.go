@@ -29,6 +29,10 @@ type sys struct {
 	// wait waits for every goroutine start made (after every process has
 	// exited).
 	wait func()
+	// listen makes a bound socket listen (a slot added by Scale).
+	listen func(sock *os.File) error
+	// rss is the resident memory of process pid in bytes; nil: unknown.
+	rss func(pid int) (int64, error)
 }
 
 // spawnSpec is what a worker process starts with, besides the base

@@ -23,6 +23,8 @@ func osSys(cfg *Config) sys {
 			g.wg.Wait()
 			out.close()
 		},
+		listen: listenFile,
+		rss:    readRSS,
 	}
 	if cfg.Private {
 		s.listenPrivate = privateSockets()

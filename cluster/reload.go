@@ -21,6 +21,11 @@ func (l *loop) requestReload(why string) {
 		return
 	}
 	l.log.Info(why)
+	if l.roll.s != nil {
+		l.log.Info("a worker's replacement is under way; the reload follows it")
+		l.pending = true
+		return
+	}
 	if l.reload != nil {
 		if !l.pending {
 			l.log.Info("rolling reload already under way; one more will follow it")

@@ -85,6 +85,35 @@ type Config struct {
 	// Default 5; negative: never give up. A slot served once restarts
 	// forever, after its backoff.
 	MaxFailedStarts int
+	// MaxWorkers bounds Master.Scale (and SIGTTIN): the master binds a
+	// socket for every slot it may use at start, so that every worker can
+	// adopt every slot. Default max(Workers, 4 × GOMAXPROCS), at most 64;
+	// with sockets given one per slot (Files, systemd), Workers.
+	MaxWorkers int
+	// HealthInterval, if set, is how often the master checks that every
+	// ready worker still answers (see HealthCheck); HealthMisses misses in
+	// a row make a worker unresponsive: another worker adopts its slot, it
+	// is killed (SIGKILL) and replaced. Needs Private or a HealthCheck.
+	HealthInterval time.Duration
+	// HealthMisses is how many checks in a row a worker may miss; default 3.
+	HealthMisses int
+	// HealthCheck checks one worker; it must return once ctx is done. The
+	// default is an HTTP "OPTIONS *" request on the worker's private socket
+	// (Config.Private), which net/http answers itself, through the accept
+	// loop and a connection goroutine, without calling the handler: any
+	// response is an answer, however busy the handlers are.
+	HealthCheck func(ctx context.Context, w WorkerInfo) error
+	// MaxRequests, if set, recycles a worker once it has served that many
+	// requests (Worker.Serve counts them) plus a random 0 to
+	// MaxRequestsJitter of its own: a new worker replaces it the way a
+	// reload does, one slot at a time (Gunicorn's max_requests).
+	MaxRequests       int
+	MaxRequestsJitter int
+	// MaxMemory, if set, recycles a worker whose resident memory, read by
+	// the master from /proc, is above it, in bytes (PM2's
+	// max_memory_restart). The master looks every second.
+	MaxMemory int64
+
 	// Force, once closed, ends the stop at once: the master SIGKILLs every
 	// worker, a worker cuts its drain short. Close it on a second stop
 	// signal (see Signals).
@@ -111,6 +140,17 @@ type Config struct {
 	Exe  string
 	Args []string
 	Env  []string
+	// WorkerEnv, if set, gives the worker of a slot its own extra
+	// environment ("NAME=value" entries, after Env), at every start of that
+	// slot: Node's cluster.fork(env), e.g. a shard number or a role.
+	WorkerEnv func(slot int) []string
+	// Messages gives every worker a message channel to and from the
+	// master: Master.Send and Broadcast, Worker.Messages; Worker.Send and
+	// OnMessage. See MaxMessage.
+	Messages bool
+	// OnMessage, if set, is called by the master's loop for every message a
+	// worker sends (Worker.Send), in order; it must not block.
+	OnMessage func(Message)
 	// Stdout and Stderr are the workers'; default the master's.
 	Stdout, Stderr io.Writer
 }
@@ -134,6 +174,23 @@ func (c *Config) setDefaults() error {
 	def(&c.MaxBackoff, 10*time.Second)
 	if c.MaxFailedStarts == 0 {
 		c.MaxFailedStarts = 5
+	}
+	if c.MaxWorkers == 0 {
+		c.MaxWorkers = max(c.Workers, min(maxAdoptSlots, 4*runtime.GOMAXPROCS(0)))
+	}
+	if c.MaxWorkers < c.Workers {
+		return fmt.Errorf("cluster: MaxWorkers %d is below Workers %d", c.MaxWorkers, c.Workers)
+	}
+	if c.HealthInterval > 0 {
+		if c.HealthMisses == 0 {
+			c.HealthMisses = 3
+		}
+		if c.HealthCheck == nil && !c.Private {
+			return errors.New("cluster: HealthInterval needs Private (the default check asks each worker on its private socket) or a HealthCheck")
+		}
+	}
+	if c.HealthInterval < 0 || c.HealthMisses < 0 || c.MaxRequests < 0 || c.MaxRequestsJitter < 0 || c.MaxMemory < 0 {
+		return errors.New("cluster: negative HealthInterval, HealthMisses, MaxRequests, MaxRequestsJitter or MaxMemory")
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -240,6 +297,10 @@ func Run(ctx context.Context, cfg Config, fn func(ctx context.Context, w *Worker
 	case !errors.Is(err, errNotWorker):
 		return err
 	}
+	ttinout := make(chan os.Signal, 4)
+	up, down := scaleSignals()
+	signal.Notify(ttinout, up, down)
+	defer signal.Stop(ttinout)
 	sd, files, err := takeSystemd(&cfg)
 	if err != nil {
 		return err
@@ -254,6 +315,7 @@ func Run(ctx context.Context, cfg Config, fn func(ctx context.Context, w *Worker
 	}
 	defer m.close()
 	m.l.hup = hup
+	m.l.ttinout = ttinout
 	m.l.sd = sd
 	// Without its control socket, reload commands (Reload) would not reach
 	// this master, or would reach whoever holds the name: fail.
@@ -298,6 +360,7 @@ func runWorker(parent context.Context, cfg *Config, w *Worker, fn func(context.C
 	var stopped atomic.Bool // a SIGTERM reached this worker
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
+	defer context.AfterFunc(ctx, w.closeMessages)()
 	force := make(chan struct{})
 	callerForce := cfg.Force
 	cfg.Force = force // Serve's drain is cut short by either
@@ -331,6 +394,7 @@ func runWorker(parent context.Context, cfg *Config, w *Worker, fn func(context.C
 		}
 	})
 	err := callWorker(ctx, w, fn)
+	w.closeMessages()
 	cancel()
 	close(done)
 	owned.Wait()
@@ -383,18 +447,29 @@ func listen(cfg Config, s sys) (*Master, error) {
 		if len(cfg.Files) != 1 && len(cfg.Files) != cfg.Workers {
 			return nil, fmt.Errorf("cluster: %d sockets given for %d workers: %w", len(cfg.Files), cfg.Workers, ErrSocketCount)
 		}
+		if len(cfg.Files) > 1 {
+			cfg.MaxWorkers = cfg.Workers // no socket of our own to add
+		}
 		files, addr, err = adoptFiles(cfg.Files)
 	} else {
 		files, addr, err = listenSockets(cfg.Addr, n, cfg.ShareExisting, !cfg.SharedSocket)
+		if err == nil && !cfg.SharedSocket && cfg.MaxWorkers > n {
+			// The sockets of the slots Scale may add: bound, not listening.
+			var spare []*os.File
+			if spare, err = reserveSockets(addr, cfg.MaxWorkers-n); err != nil {
+				closeFiles(files)
+			}
+			files = append(files, spare...)
+		}
 	}
 	if err != nil {
 		return nil, err
 	}
 	var table *connTable
-	if cfg.Balance && cfg.Workers > 1 {
+	if (cfg.Balance && cfg.MaxWorkers > 1) || cfg.MaxRequests > 0 {
 		// Room for every slot's worker and its replacement during a reload,
-		// twice over.
-		if table, err = createTable(min(maxEntries, 4*cfg.Workers)); err != nil {
+		// twice over; the table also counts the requests for MaxRequests.
+		if table, err = createTable(min(maxEntries, 4*cfg.MaxWorkers)); err != nil {
 			cfg.Logger.Warn("no connection table: keep-alive connections are spread by recycling only", "err", err)
 			table = nil
 		}
@@ -433,6 +508,7 @@ type Stats struct {
 	Restarts int64 // workers started to replace one that died
 	Reloads  int64 // rolling reloads completed
 	Live     int64 // workers running now
+	Workers  int64 // slots now: Config.Workers, then what Scale, SIGTTIN and SIGTTOU made it
 	Adopted  int64 // slots without a ready worker, accepted for by another worker now
 }
 
@@ -450,6 +526,7 @@ type WorkerInfo struct {
 	// table (Config.Balance); -1 when it has no entry.
 	Conns int64
 	entry int
+	msgs  net.Conn // the master's end of its message channel; nil if none
 }
 
 // Workers lists the live workers by slot, then pid.

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -21,9 +22,10 @@ const (
 	envPrivateFD      = "PRIVATE_FD"      // the worker's private listener
 	envConnTableFD    = "CONNTABLE_FD"    // the connection table (a memfd)
 	envConnTableEntry = "CONNTABLE_ENTRY" // "i/n": this worker's entry i of the table's n
+	envMessagesFD     = "MESSAGES_FD"     // the worker's end of its message channel
 )
 
-var envNames = []string{envWorkerID, envMasterPID, envSlots, envPrivateFD, envConnTableFD, envConnTableEntry}
+var envNames = []string{envWorkerID, envMasterPID, envSlots, envPrivateFD, envConnTableFD, envConnTableEntry, envMessagesFD}
 
 // fill starts a worker for slot s if it has none; a worker that cannot be
 // started counts as a crash, retried after its backoff.
@@ -53,6 +55,9 @@ func (l *loop) spawn(s *slot) (*child, error) {
 		env(envWorkerID, strconv.Itoa(s.id)),
 		env(envMasterPID, strconv.Itoa(os.Getpid())),
 	}}
+	if l.cfg.WorkerEnv != nil {
+		spec.Env = append(spec.Env, l.cfg.WorkerEnv(s.id)...)
+	}
 	add := func(name string, f *os.File) {
 		spec.Env = append(spec.Env, env(name, strconv.Itoa(fdOf(len(spec.Files)))))
 		spec.Files = append(spec.Files, f)
@@ -79,9 +84,21 @@ func (l *loop) spawn(s *slot) (*child, error) {
 			private = addr
 		}
 	}
-	c := &child{slot: s, entry: entry, private: private}
+	var msgs net.Conn
+	if l.cfg.Messages {
+		conn, f, err := messagePair()
+		if err != nil {
+			l.log.Warn("worker without a message channel", "worker", s.id, "err", err)
+		} else {
+			defer f.Close() // the worker has its copy once started
+			add(envMessagesFD, f)
+			msgs = conn
+		}
+	}
+	c := &child{slot: s, entry: entry, private: private, msgs: msgs}
 	p, err := l.sys.start(spec, func() { l.send(evReady{c}) }, func(err error, words string) { l.send(evExited{c, err, words}) })
 	if err != nil {
+		closeMessages(c)
 		l.releaseEntry(entry)
 		return nil, fmt.Errorf("start worker %d: %w", s.id, err)
 	}
@@ -89,6 +106,9 @@ func (l *loop) spawn(s *slot) (*child, error) {
 	l.children[c] = struct{}{}
 	c.readyBy = l.after(l.cfg.ReadyTimeout, func(t *timer) event { return evReadyTimeout{c, t} })
 	l.stats.Starts++
+	if msgs != nil {
+		l.readMessages(c)
+	}
 	l.log.Info("worker started", "worker", s.id, "worker_pid", c.pid)
 	l.emit(Event{Kind: EventSpawned, Slot: s.id, Pid: c.pid})
 	return c, nil

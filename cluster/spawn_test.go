@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -11,7 +12,7 @@ import (
 // (fds 6..), then the connection table, and its slot, the slot count and
 // its table entry in its environment.
 func TestSpawnLayout(t *testing.T) {
-	h := newHarness(t, Config{Workers: 3, EnvPrefix: "T_"})
+	h := newHarness(t, Config{Workers: 3, MaxWorkers: 3, EnvPrefix: "T_"})
 	ps := h.startAll()
 	p := ps[1]
 	if p.slot != 2 {
@@ -37,7 +38,7 @@ func TestSpawnLayout(t *testing.T) {
 // The private socket's fd is named in the environment, after the slots'
 // and the table's.
 func TestSpawnPrivateSocket(t *testing.T) {
-	h := newHarness(t, Config{Workers: 2, Private: true, EnvPrefix: "T_"})
+	h := newHarness(t, Config{Workers: 2, MaxWorkers: 2, Private: true, EnvPrefix: "T_"})
 	r, w, err := os.Pipe() // stands for a socket: only its place matters
 	if err != nil {
 		t.Fatal(err)
@@ -65,5 +66,23 @@ func TestWithoutWorkerEnv(t *testing.T) {
 	want := []string{"PATH=/bin", "OTHER_WORKER_ID=1", "T_WORKER_IDX=1"}
 	if !slices.Equal(got, want) {
 		t.Errorf("withoutWorkerEnv = %v, want %v", got, want)
+	}
+}
+
+// Config.WorkerEnv gives each slot's worker its own variables, at every
+// start of that slot.
+func TestWorkerEnv(t *testing.T) {
+	h := newHarness(t, Config{Workers: 2, WorkerEnv: func(slot int) []string {
+		return []string{"SHARD=" + strconv.Itoa(slot*10)}
+	}})
+	ps := h.startAll()
+	for i, p := range ps {
+		if want := "SHARD=" + strconv.Itoa((i+1)*10); !slices.Contains(p.spec.Env, want) {
+			t.Errorf("worker of slot %d: env %v, want %s", p.slot, p.spec.Env, want)
+		}
+	}
+	h.exit(ps[1], errors.New("signal: killed"))
+	if n := h.spawned(); !slices.Contains(n.spec.Env, "SHARD=20") {
+		t.Errorf("restarted worker of slot 2: env %v, want SHARD=20", n.spec.Env)
 	}
 }

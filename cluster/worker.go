@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/lbserver/lbserver/drain"
 )
@@ -16,27 +17,38 @@ import (
 // listener(s), the readiness report, and the master's lifeline. Run gives
 // it to the function it runs in each worker.
 type Worker struct {
-	id       int
-	cfg      *Config
-	lns      []net.Listener
-	private  net.Listener     // served for the master only; nil if none
-	balancer *member          // this worker's connection table entry; nil if none
-	ready    *os.File         // the report pipe (report.go); nil once closed, or in-process
-	said     bool             // ready was reported
-	lifeline *os.File         // the master's commands; EOF when it is gone; nil in-process
-	slots    map[int]*os.File // every slot's socket, by slot, for adoption
-	readyMu  sync.Mutex       // guards ready
-	mu       sync.Mutex       // guards srv, accepting, want, adopted
-	srv      *drain.Server    // what adopted sockets are served by, once Serve runs
-	accepts  *slotListener    // what Listeners returned, once called; adopted sockets are accepted there without Serve
-	want     map[int]bool     // slots the master asked this worker to adopt
-	adopted  map[int]func()   // slots served now, and how to stop
-	stopping stopSignal       // closed when the cluster stops (Stopping)
+	id             int
+	cfg            *Config
+	lns            []net.Listener
+	private        net.Listener     // served for the master only; nil if none
+	balancer       *member          // this worker's connection table entry; nil if none
+	ready          *os.File         // the report pipe (report.go); nil once closed, or in-process
+	said           bool             // ready was reported
+	lifeline       *os.File         // the master's commands; EOF when it is gone; nil in-process
+	slots          map[int]*os.File // every slot's socket, by slot, for adoption
+	readyMu        sync.Mutex       // guards ready
+	mu             sync.Mutex       // guards srv, accepting, want, adopted
+	srv            *drain.Server    // what adopted sockets are served by, once Serve runs
+	accepts        *slotListener    // what Listeners returned, once called; adopted sockets are accepted there without Serve
+	want           map[int]bool     // slots the master asked this worker to adopt
+	adopted        map[int]func()   // slots served now, and how to stop
+	stopping       stopSignal       // closed when the cluster stops (Stopping)
+	workers        atomic.Int64     // the cluster's worker count, as the master last said; 0: Config.Workers
+	workerMessages                  // Config.Messages: the channel to the master (message.go)
 }
 
 // ID is the worker's slot, 1 to Config.Workers. A slot's worker keeps its
 // ID across restarts and reloads.
 func (w *Worker) ID() int { return w.id }
+
+// Workers is the number of workers (slots) of the cluster now: the
+// master tells its workers when Master.Scale, SIGTTIN or SIGTTOU change it.
+func (w *Worker) Workers() int {
+	if n := w.workers.Load(); n > 0 {
+		return int(n)
+	}
+	return w.cfg.Workers
+}
 
 // Listeners are the slot's listening sockets, to serve on (never to close
 // early: the master keeps its copies, and the port stays open). Serve
@@ -105,7 +117,15 @@ func (w *Worker) farewell(words string) {
 // (see drain.New).
 func (w *Worker) Serve(ctx context.Context, srv *http.Server) error {
 	opts := drain.Options{DrainTimeout: w.cfg.DrainTimeout, MaxConnRequests: w.cfg.MaxConnRequests, Logger: w.cfg.Logger}
-	if w.balancer != nil {
+	if w.balancer != nil && w.cfg.MaxRequests > 0 && srv.Handler != nil {
+		// The master reads the count in the connection table (MaxRequests).
+		h, m := srv.Handler, w.balancer
+		srv.Handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			m.served()
+			h.ServeHTTP(rw, r)
+		})
+	}
+	if w.balancer != nil && w.cfg.Balance {
 		opts.Balancer = w.balancer
 	} else if w.cfg.Workers > 1 && opts.MaxConnRequests == 0 {
 		// No connection table: keep-alive connections are spread again by
@@ -178,17 +198,19 @@ func (w *Worker) dropSlots() {
 func (w *Worker) obey() {
 	sc := bufio.NewScanner(w.lifeline)
 	for sc.Scan() {
-		line := sc.Text()
-		if lineSaysStopping(line) {
-			w.stopping.fire()
-		}
-		slots, ok := parseLifeline(line)
+		st, ok := parseState(sc.Text())
 		if !ok {
 			continue
 		}
+		if st.stopping {
+			w.stopping.fire()
+		}
+		if st.workers > 0 {
+			w.workers.Store(int64(st.workers))
+		}
 		w.mu.Lock()
 		want := map[int]bool{}
-		for _, k := range slots {
+		for _, k := range st.slots {
 			if w.slots[k] != nil && k != w.id {
 				want[k] = true
 			}

@@ -74,6 +74,13 @@ func workerFromEnv(cfg *Config) (*Worker, error) {
 		w.private = onlyOwners(w.private) // for the master: its user, or root
 		_ = pf.Close()
 	}
+	if fd, err := fdEnv(envMessagesFD); err != nil {
+		return nil, err
+	} else if fd >= 0 {
+		if w.msgConn, err = messageConn(fd); err != nil {
+			return nil, fmt.Errorf("worker %d: message channel: %w", id, err)
+		}
+	}
 	if fd, err := fdEnv(envConnTableFD); err != nil {
 		return nil, err
 	} else if fd >= 0 {

@@ -200,9 +200,10 @@ func docCommands(line string) ([]docCommand, error) {
 		default:
 			return nil
 		}
-		if len(args) > 0 && args[0].S == "reload" {
+		if len(args) > 0 && (args[0].S == "reload" || args[0].S == "scale" || args[0].S == "restart-worker") {
 			// `lbserver reload PID` asks a running master for a reload: not a
-			// server command line (TestSystemdClusterNotify runs it).
+			// server command line (TestSystemdClusterNotify runs it; scale and
+			// restart-worker: TestSuperviseScale).
 			return nil
 		}
 		c := docCommand{Text: strings.TrimSpace(line), Env: env}

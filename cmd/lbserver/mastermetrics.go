@@ -38,6 +38,8 @@ func masterMetricsHandler(m *cluster.Master) http.Handler {
 		counter("lbserver_master_reloads_total", "Rolling reloads completed.", func(s cluster.Stats) int64 { return s.Reloads }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lbserver_master_workers_live", Help: "Worker processes running now."},
 			func() float64 { return float64(m.Stats().Live) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lbserver_master_workers", Help: "Worker slots now (--workers, then lbserver scale, SIGTTIN, SIGTTOU)."},
+			func() float64 { return float64(m.Stats().Workers) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lbserver_master_slots_adopted", Help: "Slots whose worker is down, accepted for by another worker now."},
 			func() float64 { return float64(m.Stats().Adopted) }),
 		connsCollector{m: m},

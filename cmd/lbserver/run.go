@@ -31,8 +31,15 @@ import (
 // FORK process. ctx ends on the first stop signal, force closes
 // on the second.
 func run(ctx context.Context, force <-chan struct{}, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "reload" {
-		return runReload(ctx, args[1:], stdout)
+	if len(args) > 0 {
+		switch args[0] {
+		case "reload":
+			return runReload(ctx, args[1:], stdout)
+		case "scale":
+			return runScale(ctx, args[1:], stdout)
+		case "restart-worker":
+			return runRestartWorker(ctx, args[1:], stdout)
+		}
 	}
 	cfg, err := config.Parse(args, getenv, stdout)
 	if errors.Is(err, config.ErrHelp) {
@@ -187,6 +194,16 @@ func runCluster(ctx context.Context, force <-chan struct{}, cfg config.Config, e
 		Force:         force,
 		EnvPrefix:     "LBSERVER_",
 		Args:          cfg.Args, // Exe: the path lbserver was started by, symlinks kept (a symlink deploy)
+
+		MaxWorkers:        cfg.MaxWorkers,
+		HealthInterval:    cfg.HealthInterval,
+		HealthMisses:      cfg.HealthMisses,
+		MaxRequests:       cfg.MaxRequests,
+		MaxRequestsJitter: cfg.MaxRequestsJitter,
+		MaxMemory:         cfg.MaxMemory,
+	}
+	if !cfg.Mode.Cluster() {
+		cc.MaxWorkers = 1 // --watch: one worker, never scaled
 	}
 	id := cc.WorkerID() // 0 in the master
 	if id > 0 {
@@ -202,6 +219,7 @@ func runCluster(ctx context.Context, force <-chan struct{}, cfg config.Config, e
 	err := cluster.Run(ctx, cc, func(ctx context.Context, w *cluster.Worker) error {
 		spareP()
 		srv := newServer(cfg, w.ID(), build, log)
+		srv.SetWorkers(w.Workers)
 		srv.SetReady(true) // /healthz answers once Serve accepts
 		// /readyz is the cluster's answer: this worker serves, and the
 		// master has not begun to stop (nor is gone). A reload's old

@@ -33,6 +33,10 @@ const (
 	// MaxShutdownDelay bounds --shutdown-delay: a balancer's health check
 	// notices a 503 within a few of its intervals, never minutes.
 	MaxShutdownDelay = 5 * time.Minute
+	// A CLUSTER worker that misses DefaultHealthMisses health checks in a
+	// row, DefaultHealthInterval apart, is killed and replaced.
+	DefaultHealthInterval = 5 * time.Second
+	DefaultHealthMisses   = 3
 )
 
 // ErrHelp is returned when --help was asked for; the usage was already written.
@@ -69,6 +73,13 @@ type Config struct {
 	MasterMetrics string // CLUSTER: address where the master serves its own /metrics ("" = off)
 	SharedSocket  bool   // CLUSTER: one accept queue for all workers instead of one SO_REUSEPORT socket each
 
+	MaxWorkers        int           // CLUSTER: the most workers `lbserver scale` may ask for; 0: the cluster default
+	HealthInterval    time.Duration // supervised: how often the master checks each worker answers; 0: never
+	HealthMisses      int           // supervised: checks missed in a row that make a worker unresponsive
+	MaxRequests       int           // supervised: recycle a worker after this many requests; 0: never
+	MaxRequestsJitter int           // supervised: up to this many more requests, drawn per worker
+	MaxMemory         int64         // supervised: recycle a worker above this resident memory, bytes; 0: never
+
 	Check   bool // validate, print the configuration, exit
 	Version bool // print the build version, exit
 	Args    []string
@@ -97,6 +108,9 @@ func ParseMode(s string) (Mode, error) {
 	return "", &UsageError{fmt.Sprintf("invalid mode %q: valid modes are FORK and CLUSTER (any case)", s)}
 }
 
+// Cluster reports whether m is CLUSTER.
+func (m Mode) Cluster() bool { return m == ModeCluster }
+
 // ParsePort accepts a whole number from 1 to 65535.
 func ParsePort(s string) (int, error) {
 	p, err := strconv.Atoi(strings.TrimSpace(s))
@@ -122,15 +136,17 @@ func (l listFlag) Set(s string) error { *l.v = append(*l.v, s); return nil }
 // names the problem and the valid values.
 func Parse(args []string, getenv func(string) string, out io.Writer) (Config, error) {
 	c := Config{
-		Port:         DefaultPort,
-		Mode:         ModeFork,
-		Workers:      DefaultWorkers(),
-		MaxCant:      DefaultMaxCant,
-		DefaultCant:  DefaultCant,
-		DrainTimeout: DefaultDrainTimeout,
-		ComputeSlots: 1,
-		Queue:        DefaultQueue,
-		Args:         append([]string(nil), args...),
+		Port:           DefaultPort,
+		Mode:           ModeFork,
+		Workers:        DefaultWorkers(),
+		MaxCant:        DefaultMaxCant,
+		DefaultCant:    DefaultCant,
+		DrainTimeout:   DefaultDrainTimeout,
+		ComputeSlots:   1,
+		Queue:          DefaultQueue,
+		HealthInterval: DefaultHealthInterval,
+		HealthMisses:   DefaultHealthMisses,
+		Args:           append([]string(nil), args...),
 	}
 	portStr := strconv.Itoa(DefaultPort)
 	if v := getenv("PORT"); v != "" {
@@ -164,6 +180,12 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	fs.StringVar(&c.Build, "build", "", "with --watch-dir: shell command that rebuilds the executable")
 	fs.StringVar(&c.MasterMetrics, "master-metrics", "", "CLUSTER/--watch: address (e.g. 127.0.0.1:9100) where the master serves its own /metrics")
 	fs.BoolVar(&c.SharedSocket, "shared-socket", false, "CLUSTER: one accept queue shared by all workers instead of one SO_REUSEPORT socket per worker (for comparison)")
+	fs.IntVar(&c.MaxWorkers, "max-workers", 0, "CLUSTER: the most workers `lbserver scale` and SIGTTIN may reach (default: the workers, or 4 per CPU, up to 64)")
+	fs.DurationVar(&c.HealthInterval, "health-interval", c.HealthInterval, "CLUSTER/--watch: how often the master checks that each worker answers; 0 turns the checks off")
+	fs.IntVar(&c.HealthMisses, "health-misses", c.HealthMisses, "CLUSTER/--watch: checks missed in a row after which a worker is killed and replaced")
+	fs.IntVar(&c.MaxRequests, "max-requests", 0, "CLUSTER/--watch: replace a worker after it served this many requests, one worker at a time")
+	fs.IntVar(&c.MaxRequestsJitter, "max-requests-jitter", 0, "with --max-requests: each worker serves up to this many more, drawn at random")
+	maxMemory := fs.String("max-memory", "", "CLUSTER/--watch: replace a worker whose resident memory is above SIZE (e.g. 200M, 1G)")
 	fs.BoolVar(&c.Check, "check", false, "validate the configuration, print it and exit (like nginx -t)")
 	fs.BoolVar(&c.Version, "version", false, "print the build version and exit")
 
@@ -198,6 +220,9 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 		}
 	})
 	var err error
+	if c.MaxMemory, err = ParseSize(*maxMemory); err != nil {
+		return c, from(err, "--max-memory")
+	}
 	if c.Port, err = ParsePort(portStr); err != nil {
 		return c, from(err, portFrom)
 	}
@@ -231,6 +256,16 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 		return c, &UsageError{"--master-metrics is for a master (CLUSTER, or FORK with --watch); a plain FORK process has no master: its own counters are on /metrics"}
 	case c.SharedSocket && c.Mode != ModeCluster:
 		return c, &UsageError{"--shared-socket is for CLUSTER (one accept queue shared by the workers); a FORK process has one socket already"}
+	case c.MaxWorkers != 0 && (c.MaxWorkers < c.WorkerCount() || c.MaxWorkers > 64):
+		return c, &UsageError{fmt.Sprintf("invalid --max-workers %d: valid values are --workers (%d) to 64", c.MaxWorkers, c.WorkerCount())}
+	case c.HealthInterval < 0:
+		return c, &UsageError{fmt.Sprintf("invalid --health-interval %s: must not be negative (0 turns the checks off)", c.HealthInterval)}
+	case c.HealthMisses < 1:
+		return c, &UsageError{fmt.Sprintf("invalid --health-misses %d: must be at least 1", c.HealthMisses)}
+	case c.MaxRequests < 0 || c.MaxRequestsJitter < 0:
+		return c, &UsageError{fmt.Sprintf("invalid --max-requests %d / --max-requests-jitter %d: must be 0 or more", c.MaxRequests, c.MaxRequestsJitter)}
+	case c.MaxRequestsJitter > 0 && c.MaxRequests == 0:
+		return c, &UsageError{"--max-requests-jitter needs --max-requests"}
 	case !ValidHostName(c.HostName):
 		return c, &UsageError{fmt.Sprintf("invalid --host-name %q: use 1 to 253 letters, digits, '.', '-' or '_'", c.HostName)}
 	}
@@ -263,6 +298,33 @@ func ValidHostName(name string) bool {
 		}
 	}
 	return true
+}
+
+// ParseSize reads a memory size the way PM2's max_memory_restart does: a
+// whole number of bytes, or followed by K, M or G (powers of 1024, any
+// case). "" and "0" are 0 (no limit).
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	if t == "" {
+		return 0, nil
+	}
+	mult := int64(1)
+	switch t[len(t)-1] {
+	case 'k', 'K':
+		mult = 1 << 10
+	case 'm', 'M':
+		mult = 1 << 20
+	case 'g', 'G':
+		mult = 1 << 30
+	}
+	if mult > 1 {
+		t = t[:len(t)-1]
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, &UsageError{fmt.Sprintf("invalid size %q: use bytes or a number followed by K, M or G (powers of 1024), e.g. 200M or 1G", s)}
+	}
+	return n * mult, nil
 }
 
 // Supervised reports whether this configuration runs a master with workers.
@@ -299,6 +361,20 @@ func (c Config) String() string {
 	if c.MasterMetrics != "" {
 		s += " master-metrics=" + c.MasterMetrics
 	}
+	if c.Supervised() {
+		if c.MaxWorkers != 0 {
+			s += fmt.Sprintf(" max-workers=%d", c.MaxWorkers)
+		}
+		if c.HealthInterval != DefaultHealthInterval || c.HealthMisses != DefaultHealthMisses {
+			s += fmt.Sprintf(" health-interval=%s health-misses=%d", c.HealthInterval, c.HealthMisses)
+		}
+		if c.MaxRequests > 0 {
+			s += fmt.Sprintf(" max-requests=%d max-requests-jitter=%d", c.MaxRequests, c.MaxRequestsJitter)
+		}
+		if c.MaxMemory > 0 {
+			s += fmt.Sprintf(" max-memory=%d", c.MaxMemory)
+		}
+	}
 	if c.Watch {
 		s += " watch"
 		for _, d := range c.WatchDirs {
@@ -329,6 +405,8 @@ func writeUsage(out io.Writer, fs *flag.FlagSet) {
 Usage:
   lbserver [--port N] [--mode FORK|CLUSTER] [flags]
   lbserver reload MASTER_PID   rolling reload of a CLUSTER master; returns when it finished
+  lbserver scale MASTER_PID N  run N workers (SIGTTIN/SIGTTOU add/remove one)
+  lbserver restart-worker MASTER_PID ID   replace worker ID, new one ready first
 
 Examples:
   lbserver --port 8080 --mode FORK
@@ -352,7 +430,8 @@ Flags (-flag and --flag are the same; -p = --port, -m = --mode = --modo):
 	fmt.Fprint(out, `
 Signals: SIGINT/SIGTERM drain and exit 0 (a second one forces exit, status 1);
 with --shutdown-delay D, /readyz answers 503 at once and the drain begins D later;
-SIGHUP to a CLUSTER or --watch master replaces the workers one by one.
+SIGHUP to a CLUSTER or --watch master replaces the workers one by one;
+SIGTTIN adds a CLUSTER worker, SIGTTOU removes one.
 Routes: / /info /api/info /api/randoms?cant=N /healthz /livez /readyz /metrics /balance
 `)
 }

@@ -131,7 +131,13 @@ func rssBytes() int64 {
 func (s *Server) handleAPIInfo(w http.ResponseWriter, r *http.Request) {
 	buf := make([]byte, 0, 1024)
 	now := time.Now()
-	respond.JSON(w, http.StatusOK, s.facts.appendJSON(buf, s.facts.rss.get(now), now.Sub(s.facts.started)))
+	buf = s.facts.appendJSON(buf, s.facts.rss.get(now), now.Sub(s.facts.started))
+	if n := s.workers.Load(); n != nil {
+		buf = append(buf[:len(buf)-1], `,"workers":`...)
+		buf = strconv.AppendInt(buf, int64((*n)()), 10)
+		buf = append(buf, '}')
+	}
+	respond.JSON(w, http.StatusOK, buf)
 }
 
 //go:embed info.html

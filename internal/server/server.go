@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/lbserver/lbserver/internal/admission"
 	"github.com/lbserver/lbserver/internal/respond"
 )
@@ -41,8 +43,9 @@ type Server struct {
 	info     *infoPage // /info, rendered at start
 	home     []byte    // /, rendered at start
 	metrics  *metrics
-	ready    atomic.Bool // /healthz and /readyz: the process serves
-	stopping atomic.Bool // /readyz: a stop began; it serves on, but wants no new traffic
+	ready    atomic.Bool                // /healthz and /readyz: the process serves
+	stopping atomic.Bool                // /readyz: a stop began; it serves on, but wants no new traffic
+	workers  atomic.Pointer[func() int] // the cluster's worker count, for /api/info; nil outside a cluster
 	log      *slog.Logger
 
 	portHeader, pidHeader, workerHeader, hostHeader []string // precomputed header values
@@ -86,6 +89,16 @@ func hostName(osHostname func() (string, error)) string {
 		return h
 	}
 	return "unknown"
+}
+
+// SetWorkers makes /api/info and /metrics show the cluster's worker count,
+// as n reports it now (it changes when the cluster is scaled). Call it
+// once, before serving.
+func (s *Server) SetWorkers(n func() int) {
+	s.workers.Store(&n)
+	s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "lbserver_cluster_workers", Help: "Workers of the cluster this worker belongs to, now.",
+	}, func() float64 { return float64(n()) }))
 }
 
 // SetReady sets what /healthz answers, and /readyz until SetStopping.

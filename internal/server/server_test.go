@@ -319,3 +319,28 @@ func TestServerHostHeader(t *testing.T) {
 		t.Errorf("hostName when the OS fails: got %q, want unknown", got)
 	}
 }
+
+// In a cluster, /api/info and /metrics show the worker count as it is now.
+func TestWorkersCount(t *testing.T) {
+	s := New(Options{Mode: "CLUSTER", WorkerID: 1})
+	n := 2
+	s.SetWorkers(func() int { return n })
+	get := func(path string) string {
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		return rec.Body.String()
+	}
+	if b := get("/api/info"); !strings.Contains(b, `"workers":2}`) {
+		t.Errorf("/api/info = %s, want workers 2", b)
+	}
+	n = 3
+	if b := get("/api/info"); !strings.Contains(b, `"workers":3}`) {
+		t.Errorf("/api/info after a scale = %s, want workers 3", b)
+	}
+	if b := get("/metrics"); !strings.Contains(b, "lbserver_cluster_workers 3") {
+		t.Errorf("/metrics lacks lbserver_cluster_workers 3")
+	}
+	if b := get("/api/info"); !json.Valid([]byte(b)) {
+		t.Errorf("/api/info is not JSON: %s", b)
+	}
+}
