@@ -30,6 +30,7 @@ type loop struct {
 	done    chan struct{}  // closed when run returns: late senders give up
 	hup     chan os.Signal // SIGHUP: a rolling reload; nil in tests
 	sd      *sdState       // systemd notifications; nil without systemd
+	up      upgrade        // the master's own upgrade (upgrade.go)
 
 	// Owned by run:
 	children map[*child]struct{} // every worker not yet exited
@@ -117,12 +118,12 @@ func (l *loop) run(ctx context.Context, reload, force <-chan struct{}) error {
 	defer close(l.done)
 	l.log.Info("master started", "addr", l.addr, "workers", len(l.slots))
 	l.sd.start(l)
-	defer l.sd.end()
+	defer func() { l.sd.end() }() // a new master's sd is set at its handover
 	for _, s := range l.slots {
 		l.fill(s, false)
 	}
 	stop := ctx.Done()
-	for !l.stopping || len(l.children) > 0 {
+	for !l.stopping || len(l.children) > 0 || l.upgradeBusy() {
 		l.publish()
 		select {
 		case <-stop:
@@ -137,6 +138,8 @@ func (l *loop) run(ctx context.Context, reload, force <-chan struct{}) error {
 			l.requestReload("reload requested")
 		case <-l.hup:
 			l.requestReload("SIGHUP: rolling reload")
+		case <-l.up.signal:
+			l.requestUpgrade("SIGUSR2: upgrade", nil)
 		case ev := <-l.events:
 			l.handle(ev)
 		}
@@ -166,6 +169,8 @@ func (l *loop) handle(ev event) {
 		l.waits.add(l, ev)
 	case evWatchdog:
 		l.sd.watchdog(l)
+	case upgradeEvent:
+		l.handleUpgrade(ev)
 	case evSync:
 		if ev.f != nil {
 			ev.f(l)
@@ -263,11 +268,13 @@ func (l *loop) stop() {
 	for _, c := range l.sorted() {
 		l.terminate(c)
 	}
+	l.stopUpgrade()
 }
 
 // kill is the forced stop (a second stop signal): SIGKILL every worker now.
 func (l *loop) kill() {
 	l.stop()
+	l.killUpgrade()
 	if len(l.children) == 0 {
 		return
 	}
@@ -331,6 +338,7 @@ func (l *loop) emit(e Event) {
 		l.publish()
 		l.cfg.OnEvent(e)
 	}
+	l.upgradeOnEvent(e) // last: it may stop the master, which emits
 }
 
 func (l *loop) allReady() bool {

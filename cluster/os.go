@@ -18,6 +18,10 @@ type sys struct {
 	// goroutine of its own, never both at the same time and never ready
 	// after exit.
 	start func(spec spawnSpec, onReady func(), onExit func(error)) (process, error)
+	// startMaster starts a new master for an upgrade (upgrade.go), with
+	// the same promises as start: onReady when it reports every slot
+	// ready, onExit when it has exited, unless it was handed over.
+	startMaster func(spec masterSpec, onReady func(), onExit func(error)) (masterProcess, error)
 	// listenPrivate makes a private listening socket for one worker and
 	// returns it with the address the master dials it at; nil sys has none.
 	listenPrivate func(slot int) (*os.File, string, error)

@@ -179,6 +179,12 @@ func Run(ctx context.Context, cfg Config, fn func(ctx context.Context, w *Worker
 	case !errors.Is(err, errNotWorker):
 		return err
 	}
+	// A new master started by an upgrade inherits the old one's sockets.
+	up, err := upgradeFromEnv(&cfg)
+	if err != nil {
+		return err
+	}
+	sdEnv := upgradeSystemdEnv(&cfg)
 	// SIGHUP is a reload from now on, not the end of the master.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -191,13 +197,19 @@ func Run(ctx context.Context, cfg Config, fn func(ctx context.Context, w *Worker
 		defer closeFiles(files)
 		cfg.Files = files
 	}
-	m, err := listen(cfg, osSys(&cfg))
+	var m *Master
+	if up != nil {
+		m, err = newMaster(cfg, osSys(&cfg), up.sockets, up.addr)
+	} else {
+		m, err = listen(cfg, osSys(&cfg))
+	}
 	if err != nil {
 		return err
 	}
 	defer m.close()
 	m.l.hup = hup
 	m.l.sd = sd
+	defer startUpgrades(m.l, &cfg, up, sdEnv)()
 	if stop, err := m.l.serveControl(); err != nil {
 		cfg.Logger.Warn("no control socket: reload commands (cluster.Reload) will not reach this master", "err", err)
 	} else {
@@ -286,7 +298,14 @@ func listen(cfg Config, s sys) (*Master, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newMaster(cfg, s, files, addr)
+}
+
+// newMaster makes the connection table and the loop on the sockets files
+// (bound to addr); Master.close releases them.
+func newMaster(cfg Config, s sys, files []*os.File, addr net.Addr) (*Master, error) {
 	var table *connTable
+	var err error
 	if cfg.Balance && cfg.Workers > 1 {
 		// Room for every slot's worker and its replacement during a reload,
 		// twice over.
