@@ -34,6 +34,9 @@ func run(ctx context.Context, force <-chan struct{}, args []string, getenv func(
 	if len(args) > 0 && args[0] == "reload" {
 		return runReload(ctx, args[1:], stdout)
 	}
+	if len(args) > 0 && args[0] == "upgrade" {
+		return runUpgrade(ctx, args[1:], stdout)
+	}
 	cfg, err := config.Parse(args, getenv, stdout)
 	if errors.Is(err, config.ErrHelp) {
 		return nil
