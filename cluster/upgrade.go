@@ -99,6 +99,7 @@ type upgrade struct {
 	signal <-chan os.Signal // SIGUSR2; nil in tests and off Linux
 	sdEnv  []string         // NOTIFY_SOCKET, WATCHDOG_USEC for the new master
 
+	from       int        // the old master's pid, in a master started by an upgrade; set before the loop runs
 	cur        *upAttempt // the upgrade under way, or nil
 	handedOver bool       // this master handed over: it only drains now
 
@@ -160,6 +161,11 @@ func (evUpParentGone) upgradeEvent() {}
 func (m *Master) Upgrade(ctx context.Context) (newPid int, err error) {
 	return m.l.upgrade(ctx, "upgrade requested")
 }
+
+// UpgradedFrom is the pid of the master that started this one by an
+// upgrade, 0 for a master started otherwise. Config.Master may use it, e.g.
+// to share an address the old master still listens on.
+func (m *Master) UpgradedFrom() int { return m.l.up.from }
 
 func (l *loop) upgrade(ctx context.Context, why string) (int, error) {
 	reply := make(chan upgradeResult, 1)
@@ -409,7 +415,7 @@ func (l *loop) takeOver(why string) {
 		return
 	}
 	l.sd = c.sd
-	l.sd.schedule(l)
+	l.sd.watchdog(l) // a ping now, then every interval: the old master's pings have stopped
 	if l.serving {
 		l.sd.send(l, "READY=1", "MAINPID="+strconv.Itoa(l.sd.pid),
 			"STATUS="+l.sd.counts(l)+fmt.Sprintf("; upgraded from master %d", c.oldPid))

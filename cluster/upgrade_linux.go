@@ -97,6 +97,7 @@ func startUpgrades(l *loop, cfg *Config, in *upgradeIn, sdEnv []string) (stop fu
 		return startMaster(cfg, &wg, spec, onReady, onExit)
 	}
 	if in != nil {
+		l.up.from = in.oldPid
 		l.up.child = &upChild{parent: in, oldPid: in.oldPid}
 		l.holdSystemd()
 		wg.Go(func() { in.watch(l) })

@@ -199,9 +199,10 @@ func docCommands(line string) ([]docCommand, error) {
 		default:
 			return nil
 		}
-		if len(args) > 0 && args[0].S == "reload" {
-			// `lbserver reload PID` asks a running master for a reload: not a
-			// server command line (TestSystemdClusterNotify runs it).
+		if len(args) > 0 && (args[0].S == "reload" || args[0].S == "upgrade") {
+			// `lbserver reload PID` and `lbserver upgrade PID` ask a running
+			// master for a reload or an upgrade: not server command lines
+			// (TestSystemdClusterNotify and TestUpgradeUnderLoad run them).
 			return nil
 		}
 		c := docCommand{Text: strings.TrimSpace(line), Env: env}
@@ -309,6 +310,7 @@ func TestDocsExtractCommands(t *testing.T) {
 		{"lbserver -p 8080 && lbserver -p 8081 &>/dev/null", [][]string{{"-p", "8080"}, {"-p", "8081"}}},
 		{"ps -o pid,args -C lbserver", nil},
 		{"ExecReload=/usr/local/bin/lbserver reload $MAINPID", nil},
+		{"lbserver upgrade \"$(systemctl show -p MainPID --value lbserver-cluster)\"", nil},
 		{"pgrep -af 'lbserver .*--port 8081'", nil},
 		{"kill -TERM \"$(cat run/pids/lbserver-8082.pid)\"", nil},
 	}

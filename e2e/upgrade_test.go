@@ -86,7 +86,9 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, base := startClusterBin(t, exe, 2)
+	// --master-metrics: the new master binds the old one's metrics address too.
+	metrics := "http://127.0.0.1:" + strconv.Itoa(FreePort(t)) + "/metrics"
+	p, base := startClusterBin(t, exe, 2, "--master-metrics", strings.TrimSuffix(strings.TrimPrefix(metrics, "http://"), "/metrics"))
 	master := p.Pid()
 	gen := append(relWaitWorkers(t, p, 2), master)
 	var old []int // every process of every old generation
@@ -120,6 +122,10 @@ func TestUpgradeUnderLoad(t *testing.T) {
 		}
 		master = next
 		gen = append(ChildPids(master), master)
+		// The master's own metrics now come from the new master: its workers' pids.
+		if r := MustGet(t, metrics); r.Status != 200 || !strings.Contains(string(r.Body), fmt.Sprintf(`pid="%d"`, gen[0])) {
+			t.Errorf("after upgrade %d the master's metrics answered %d without worker pid %d:\n%s", i+1, r.Status, gen[0], r.Body)
+		}
 	}
 	took := time.Since(start)
 	res := load.Stop()

@@ -221,7 +221,7 @@ func startMasterExtras(cfg config.Config, exe string, m *cluster.Master, log *sl
 	var ln net.Listener
 	if cfg.MasterMetrics != "" {
 		var err error
-		ln, err = net.Listen("tcp", cfg.MasterMetrics)
+		ln, err = listenMasterMetrics(cfg.MasterMetrics, m.UpgradedFrom() != 0)
 		if err != nil {
 			return nil, fmt.Errorf("master metrics: listen on %s: %w", cfg.MasterMetrics, err)
 		}

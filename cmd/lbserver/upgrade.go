@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"runtime"
 	"strconv"
 
 	"github.com/lbserver/lbserver/cluster"
@@ -30,4 +32,24 @@ func runUpgrade(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "lbserver: master %d upgraded: new master %d serves, the old one drains and exits\n", pid, newPid)
 	return nil
+}
+
+// listenMasterMetrics listens on addr for --master-metrics. On Linux the
+// socket has SO_REUSEPORT, so that a new master started by an upgrade
+// binds it while the old master still serves it (until the old one
+// exits); a master started otherwise first makes sure that nothing
+// listens there, so that two masters never share it by mistake.
+func listenMasterMetrics(addr string, upgraded bool) (net.Listener, error) {
+	if runtime.GOOS != "linux" {
+		return net.Listen("tcp", addr)
+	}
+	if !upgraded {
+		probe, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		_ = probe.Close()
+	}
+	lc := net.ListenConfig{Control: cluster.ReusePortControl}
+	return lc.Listen(context.Background(), "tcp", addr)
 }
