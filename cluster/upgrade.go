@@ -19,12 +19,21 @@ import (
 //	             the kernel's accept queues are shared, nothing is closed)
 //	new master   starts one worker per slot on those sockets; once every
 //	             slot has a ready worker it writes one byte on its ready pipe
-//	old master   tells systemd MAINPID=<new master>, writes one byte on the
-//	             handover pipe, then stops its own workers (each drains) and
-//	             exits 0; its copies of the sockets close with it, which
-//	             resets nothing while the new generation holds them
-//	new master   on the handover, tells systemd READY=1 with MAINPID=; EOF on
-//	             the handover pipe later says the old master has exited
+//	old master   writes one byte on the handover pipe, falls silent towards
+//	             systemd, stops its own workers (each drains) and exits 0;
+//	             its copies of the sockets close with it, which resets
+//	             nothing while the new generation holds them
+//	new master   on the handover, sends systemd's watchdog pings and STATUS;
+//	             EOF on the handover pipe says the old master has exited,
+//	             and once this process is systemd's child (reparented) it
+//	             sends READY=1 with MAINPID=<itself>
+//
+// systemd follows with a unit of ExitType=cgroup (the old main process
+// exiting does not end the service while the new generation runs) and
+// NotifyAccess=all (the new master speaks before it is the main process).
+// The new master names itself only once it is systemd's child: a main
+// process that is not, systemd 252 cannot wait for, and its stop would
+// SIGKILL every process at once instead of letting the master drain.
 //
 // The old generation serves until the new one is ready, and the new one
 // serves from then on: both accept on the same sockets meanwhile. If the new
@@ -99,9 +108,12 @@ type upgrade struct {
 	signal <-chan os.Signal // SIGUSR2; nil in tests and off Linux
 	sdEnv  []string         // NOTIFY_SOCKET, WATCHDOG_USEC for the new master
 
-	from       int        // the old master's pid, in a master started by an upgrade; set before the loop runs
-	cur        *upAttempt // the upgrade under way, or nil
-	handedOver bool       // this master handed over: it only drains now
+	from int // the old master's pid, in a master started by an upgrade; set before the loop runs
+	// mainPending: a new master has taken over, but the old one has not
+	// exited yet: READY=1 with MAINPID= waits for that.
+	mainPending bool
+	cur         *upAttempt // the upgrade under way, or nil
+	handedOver  bool       // this master handed over: it only drains now
 
 	// The new master's side, while it has not taken over; nil otherwise.
 	child *upChild
@@ -198,13 +210,18 @@ func (l *loop) handleUpgrade(ev upgradeEvent) {
 	case evUpTimeout:
 		l.onUpTimeout(ev.a)
 	case evUpHandover:
-		l.takeOver("the old master handed over")
+		l.takeOver(true)
 	case evUpParentGone:
 		if l.up.child != nil {
 			l.log.Warn("upgrade: the old master is gone before it handed over; taking over", "old_pid", l.up.child.oldPid)
-			l.takeOver("the old master is gone")
+			l.takeOver(false)
 		} else {
-			l.log.Info("upgrade: the old master has exited")
+			l.log.Info("upgrade: the old master has exited", "old_pid", l.up.from)
+		}
+		l.up.mainPending = false
+		if l.sd != nil && l.serving && !l.stopping {
+			l.sd.send(l, "READY=1", "MAINPID="+strconv.Itoa(l.sd.pid),
+				"STATUS="+l.sd.counts(l)+fmt.Sprintf("; upgraded from master %d", l.up.from))
 		}
 	}
 }
@@ -266,24 +283,15 @@ func (l *loop) onUpReady(a *upAttempt) {
 	}
 	l.stopTimer(&a.timer)
 	took := l.sys.now().Sub(a.started).Round(time.Millisecond)
-	// systemd learns the new main process before the new master speaks
-	// (with NotifyAccess=main only the main process is heard) and before
-	// this one exits (an exit of the main process would end the service).
-	if l.sd != nil {
-		l.sd.send(l, "MAINPID="+strconv.Itoa(a.pid),
-			fmt.Sprintf("STATUS=upgraded: master %d serves; old master %d drains its workers", a.pid, os.Getpid()))
-	}
 	if err := a.proc.Handover(); err != nil {
-		if l.sd != nil {
-			l.sd.send(l, "MAINPID="+strconv.Itoa(os.Getpid()))
-		}
 		l.failUpgrade(a, "handover to the new master failed: "+err.Error())
 		return
 	}
 	l.up.cur = nil
 	l.up.handedOver = true
-	// From now on the new master is systemd's main process: nothing more
-	// from this one (no STOPPING=1, no watchdog pings).
+	// From now on the new master speaks for the service: nothing more from
+	// this one (no STOPPING=1, no watchdog pings).
+	l.sdStatus(fmt.Sprintf("upgraded: master %d serves; old master %d drains its workers", a.pid, os.Getpid()))
 	l.sd.end()
 	l.sd = nil
 	l.log.Info("upgrade: new master ready; handing over and stopping the old workers",
@@ -404,22 +412,24 @@ func (l *loop) giveUp(err error) {
 }
 
 // takeOver makes a new master the master: systemd hears from it from now on.
-func (l *loop) takeOver(why string) {
+func (l *loop) takeOver(handedOver bool) {
 	c := l.up.child
 	if c == nil {
 		return
 	}
 	l.up.child = nil
+	l.up.mainPending = true
+	why, status := "the old master handed over", fmt.Sprintf("upgraded from master %d, which drains", c.oldPid)
+	if !handedOver {
+		why, status = "the old master is gone", fmt.Sprintf("upgraded from master %d, which is gone", c.oldPid)
+	}
 	l.log.Info("upgrade complete: this is the master now", "why", why, "old_pid", c.oldPid, "master_pid", os.Getpid())
 	if c.sd == nil || l.stopping {
 		return
 	}
 	l.sd = c.sd
 	l.sd.watchdog(l) // a ping now, then every interval: the old master's pings have stopped
-	if l.serving {
-		l.sd.send(l, "READY=1", "MAINPID="+strconv.Itoa(l.sd.pid),
-			"STATUS="+l.sd.counts(l)+fmt.Sprintf("; upgraded from master %d", c.oldPid))
-	}
+	l.sdStatus(l.sd.counts(l) + "; " + status)
 }
 
 // holdSystemd keeps a new master quiet towards systemd until the handover.

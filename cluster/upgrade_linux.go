@@ -279,6 +279,15 @@ func (in *upgradeIn) watch(l *loop) {
 		_, err = io.Copy(io.Discard, in.handover)
 	}
 	if err == nil || errors.Is(err, io.EOF) {
+		// The pipe's end closes a moment before the kernel hands this
+		// process to a new parent (systemd, under systemd): MAINPID= must
+		// name a child of systemd's, which it can wait for.
+		for range 200 {
+			if os.Getppid() != in.oldPid {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 		l.send(evUpParentGone{})
 	}
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"strconv"
@@ -320,9 +321,9 @@ func TestStopDuringUpgradeStopsTheNewMaster(t *testing.T) {
 	}
 }
 
-// Under systemd, the old master names the new main process (MAINPID=)
-// before it hands over, and says nothing after: no STOPPING=1 from a
-// process that is not the service's main one any more.
+// Under systemd, the old master says it handed over, and nothing after:
+// no STOPPING=1, no watchdog ping from a process that does not speak for
+// the service any more (the new master names itself MAINPID=).
 func TestUpgradeTellsSystemdTheNewMainPid(t *testing.T) {
 	n := &fakeNotifier{}
 	u := newUpHarness(t, Config{Workers: 1}, func(l *loop) { l.sd = &sdState{n: n, pid: 42} })
@@ -332,10 +333,7 @@ func TestUpgradeTellsSystemdTheNewMainPid(t *testing.T) {
 	wantSent(t, n, "upgrade started", "STATUS=upgrading: new master 901 starting its workers")
 	m.onReady()
 	u.sync()
-	got := n.take()
-	if len(got) != 1 || !strings.HasPrefix(got[0], "MAINPID=901\nSTATUS=upgraded: master 901 serves") {
-		t.Errorf("at the handover sent %q, want MAINPID=901 and an upgraded STATUS", got)
-	}
+	wantSent(t, n, "at the handover", fmt.Sprintf("STATUS=upgraded: master 901 serves; old master %d drains its workers", os.Getpid()))
 	ps[0].exited = true
 	u.exit(ps[0], nil)
 	u.result()
@@ -369,6 +367,7 @@ func childHarness(t *testing.T, cfg Config) (*upHarness, *fakeParent, *fakeNotif
 	n := &fakeNotifier{}
 	u := newUpHarness(t, cfg, func(l *loop) {
 		l.sd = &sdState{n: n, pid: 43}
+		l.up.from = 7
 		l.up.child = &upChild{parent: parent, oldPid: 7}
 		l.holdSystemd()
 	})
@@ -376,8 +375,9 @@ func childHarness(t *testing.T, cfg Config) (*upHarness, *fakeParent, *fakeNotif
 }
 
 // A new master tells the old one once every slot has a ready worker, says
-// nothing to systemd until the handover (the old master is the main
-// process), then READY=1 with its own MAINPID.
+// nothing to systemd until the handover (the old master speaks for the
+// service), then pings and a STATUS, and READY=1 with its own MAINPID once
+// the old master has exited.
 func TestNewMasterReadyThenTakesOver(t *testing.T) {
 	u, parent, n := childHarness(t, Config{Workers: 2})
 	p1, p2 := u.spawned(), u.spawned()
@@ -394,14 +394,16 @@ func TestNewMasterReadyThenTakesOver(t *testing.T) {
 		t.Errorf("upgrade before the handover = %v, want ErrUpgradeUnderWay", err)
 	}
 	wantSent(t, n, "before the handover")
+	pings := n.pinged()
 	u.l.send(evUpHandover{})
 	u.sync()
-	got := n.take()
-	if len(got) != 1 || !strings.HasPrefix(got[0], "READY=1\nMAINPID=43\nSTATUS=2 of 2 workers ready; upgraded from master 7") {
-		t.Errorf("at the handover sent %q, want READY=1, MAINPID=43 and a STATUS", got)
+	wantSent(t, n, "at the handover", "STATUS=2 of 2 workers ready; upgraded from master 7, which drains")
+	if n.pinged() != pings+1 {
+		t.Errorf("watchdog pings at the handover: %d, want %d", n.pinged(), pings+1)
 	}
 	u.l.send(evUpParentGone{})
 	u.sync()
+	wantSent(t, n, "once the old master exited", "READY=1\nMAINPID=43\nSTATUS=2 of 2 workers ready; upgraded from master 7")
 	if u.logCount("upgrade: the old master has exited") != 1 {
 		t.Errorf("the old master's exit is not in the log:\n%s", u.logs.String())
 	}
@@ -447,7 +449,7 @@ func TestNewMasterTakesOverWhenTheOldOneIsGone(t *testing.T) {
 	p := u.spawned()
 	u.l.send(evUpParentGone{})
 	u.sync()
-	wantSent(t, n, "before it serves")
+	wantSent(t, n, "before it serves", "STATUS=0 of 1 workers ready; upgraded from master 7, which is gone")
 	u.ready(p)
 	got := n.take()
 	if len(got) == 0 || !strings.HasPrefix(got[len(got)-1], "READY=1\nMAINPID=43") {

@@ -13,13 +13,14 @@ import (
 )
 
 // TestSystemdNspawnClusterUpgrade: lbserver-cluster.service (Type=notify,
-// NotifyAccess=main, hardened) upgrades its master under a real systemd
+// NotifyAccess=all, ExitType=cgroup, hardened) upgrades its master under a real systemd
 // with nginx's signal, `systemctl kill -s USR2 --kill-who=main`, to a new
 // executable under 16 connection-per-request clients: no request fails,
 // `systemctl status` names the new master as the main PID with its STATUS
 // line, the old master and its workers are gone, the unit stays active
 // without a warning from systemd, and reload and stop work on the new
-// master.
+// master: the stop lets it drain (no SIGKILL), which needs the new master
+// to be systemd's child when it names itself.
 func TestSystemdNspawnClusterUpgrade(t *testing.T) {
 	began := time.Now()
 	c := sdBoot(t)
@@ -97,7 +98,8 @@ func TestSystemdNspawnClusterUpgrade(t *testing.T) {
 		t.Errorf("systemctl stop after the upgrade did not end cleanly:\n%s", j)
 	}
 	all := c.journal("")
-	for _, bad := range []string{"reception only permitted for main PID", "does not belong to service", "level=ERROR"} {
+	for _, bad := range []string{"reception only permitted for main PID", "does not belong to service", "not our child",
+		"with signal SIGKILL", "level=ERROR"} {
 		if strings.Contains(all, bad) {
 			t.Errorf("the journal has %q:\n%s", bad, all)
 		}
