@@ -139,7 +139,12 @@ func (l *loop) control(c *net.UnixConn) {
 		fmt.Fprintln(c, reply)
 		return
 	}
-	if cmd := strings.TrimSpace(line); cmd != "reload" {
+	switch cmd := strings.TrimSpace(line); cmd {
+	case "reload":
+	case "upgrade":
+		l.controlUpgrade(c) // upgrade_linux.go
+		return
+	default:
 		fmt.Fprintf(c, "error unknown command %q\n", cmd)
 		return
 	}

@@ -191,6 +191,23 @@
 //	                                                                                          MaxMessage, never blocks)
 //	worker's own env     cluster.fork(env)     per app                 no                     Config.WorkerEnv(slot)
 //
+// # Upgrade
+//
+// On SIGUSR2 (nginx's signal), Master.Upgrade or Upgrade(ctx, pid) from
+// another process, the master starts its executable again (Config.Exe with
+// Config.Args) as a new master and hands it the listening sockets: the
+// same sockets, so the accept queues are shared and nothing is closed or
+// reset. The new master starts one worker per slot; once every slot has a
+// ready worker it tells the old master (one byte on a pipe), the old master
+// tells systemd MAINPID=<new master>, hands over (one byte on another
+// pipe), stops its own workers (each drains) and exits 0. Both generations
+// accept on the shared sockets until the old one drains. If the new master
+// exits, a worker of it exits before it is ready, or it is not ready within
+// ReadyTimeout, the old master stops it and serves on, and logs why. One
+// upgrade at a time: a request during one fails with ErrUpgradeUnderWay.
+// The new master's pid differs: a process manager that started the old
+// master as its own child (PM2, forever) sees it exit; under those, reload.
+//
 // # Descriptors and environment
 //
 // A worker is started with these descriptors:
@@ -245,6 +262,7 @@
 //	                        worker; Run returns ErrForced
 //	master SIGHUP           rolling reload
 //	master SIGTTIN, SIGTTOU one worker more, one fewer (Master.Scale)
+//	master SIGUSR2          upgrade: a new master takes over (see Upgrade below)
 //	master dies (any way)   workers read EOF on fd 5 and drain by themselves
 //	worker SIGTERM          drain (fn's ctx is done; Worker.Serve drains) and
 //	                        exit; a second one cuts the drain short. Run takes

@@ -38,6 +38,7 @@ type loop struct {
 	// Sockets given to it (Config.Files, systemd's) stay open: their queue
 	// belongs to whoever passed them, and waits for the next master.
 	ownSockets bool
+	up         upgrade // the master's own upgrade (upgrade.go)
 
 	// Owned by run:
 	children map[*child]struct{} // every worker not yet exited
@@ -155,13 +156,13 @@ func (l *loop) run(ctx context.Context, force <-chan struct{}) error {
 	l.log.Info("master started", "addr", l.addr, "workers", len(l.slots))
 	l.warnLimits()
 	l.sd.start(l)
-	defer l.sd.end()
+	defer func() { l.sd.end() }() // a new master's sd is set at its handover
 	for _, s := range l.slots {
 		l.fill(s, false)
 	}
 	l.startSupervision()
 	stop := ctx.Done()
-	for !l.stopping || len(l.children) > 0 {
+	for !l.stopping || len(l.children) > 0 || l.upgradeBusy() {
 		l.publish()
 		select {
 		case <-stop:
@@ -178,6 +179,8 @@ func (l *loop) run(ctx context.Context, force <-chan struct{}) error {
 			l.onScaleSignal(sig)
 		case ev := <-l.asks:
 			l.handle(ev)
+		case <-l.up.signal:
+			l.requestUpgrade("SIGUSR2: upgrade", nil)
 		case ev := <-l.events:
 			l.handle(ev)
 		}
@@ -209,6 +212,8 @@ func (l *loop) handle(ev event) {
 		l.onMessage(ev.m)
 	case evHealthTick, evHealthResult, evRecycleTick, evRestartWorker, evScale:
 		l.handleSupervision(ev)
+	case upgradeEvent:
+		l.handleUpgrade(ev)
 	case evSync:
 		if ev.f != nil {
 			ev.f(l)
@@ -328,11 +333,13 @@ func (l *loop) stop() {
 	l.log.Info("master stopping", "workers", len(l.children))
 	l.emit(Event{Kind: EventStopping})
 	l.stopWorkers()
+	l.stopUpgrade()
 }
 
 // kill is the forced stop (a second stop signal): SIGKILL every worker now.
 func (l *loop) kill() {
 	l.stop()
+	l.killUpgrade()
 	if len(l.children) == 0 {
 		return
 	}
@@ -388,6 +395,7 @@ func (l *loop) emit(e Event) {
 	for _, f := range l.listeners {
 		f(e)
 	}
+	l.upgradeOnEvent(e) // last: it may stop the master, which emits
 }
 
 // onEvent is Config.OnEvent's listener: it publishes the state as it is

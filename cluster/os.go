@@ -19,6 +19,10 @@ type sys struct {
 	// after exit. onExit gets the exit status and the worker's last words
 	// (report.go).
 	start func(spec spawnSpec, onReady func(), onExit func(err error, lastWords string)) (process, error)
+	// startMaster starts a new master for an upgrade (upgrade.go), with
+	// the same promises as start: onReady when it reports every slot
+	// ready, onExit when it has exited, unless it was handed over.
+	startMaster func(spec masterSpec, onReady func(), onExit func(error)) (masterProcess, error)
 	// listenPrivate makes a private listening socket for one worker and
 	// returns it with the address the master dials it at; nil sys has none.
 	listenPrivate func(slot int) (*os.File, string, error)
@@ -31,6 +35,9 @@ type sys struct {
 	wait func()
 	// listen makes a bound socket listen (a slot added by Scale).
 	listen func(sock *os.File) error
+	// listening reports whether a socket listens already (one handed over
+	// by an upgrade: a slot its old master retired); nil: none does.
+	listening func(sock *os.File) bool
 	// rss is the resident memory of process pid in bytes; nil: unknown.
 	rss func(pid int) (int64, error)
 }

@@ -23,8 +23,9 @@ func osSys(cfg *Config) sys {
 			g.wg.Wait()
 			out.close()
 		},
-		listen: listenFile,
-		rss:    readRSS,
+		listen:    listenFile,
+		listening: isListening,
+		rss:       readRSS,
 	}
 	if cfg.Private {
 		s.listenPrivate = privateSockets()

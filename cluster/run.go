@@ -298,9 +298,15 @@ func Run(ctx context.Context, cfg Config, fn func(ctx context.Context, w *Worker
 		return err
 	}
 	ttinout := make(chan os.Signal, 4)
-	up, down := scaleSignals()
-	signal.Notify(ttinout, up, down)
+	more, fewer := scaleSignals()
+	signal.Notify(ttinout, more, fewer)
 	defer signal.Stop(ttinout)
+	// A new master started by an upgrade inherits the old one's sockets.
+	up, err := upgradeFromEnv(&cfg)
+	if err != nil {
+		return err
+	}
+	sdEnv := upgradeSystemdEnv(&cfg)
 	sd, files, err := takeSystemd(&cfg)
 	if err != nil {
 		return err
@@ -309,7 +315,12 @@ func Run(ctx context.Context, cfg Config, fn func(ctx context.Context, w *Worker
 		defer closeFiles(files)
 		cfg.Files = files
 	}
-	m, err := listen(cfg, osSys(&cfg))
+	var m *Master
+	if up != nil {
+		m, err = newMaster(cfg, osSys(&cfg), up.sockets, up.addr)
+	} else {
+		m, err = listen(cfg, osSys(&cfg))
+	}
 	if err != nil {
 		return err
 	}
@@ -317,6 +328,7 @@ func Run(ctx context.Context, cfg Config, fn func(ctx context.Context, w *Worker
 	m.l.hup = hup
 	m.l.ttinout = ttinout
 	m.l.sd = sd
+	defer startUpgrades(m.l, &cfg, up, sdEnv)()
 	// Without its control socket, reload commands (Reload) would not reach
 	// this master, or would reach whoever holds the name: fail.
 	stopControl, err := m.l.serveControl()
@@ -465,7 +477,14 @@ func listen(cfg Config, s sys) (*Master, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newMaster(cfg, s, files, addr)
+}
+
+// newMaster makes the connection table and the loop on the sockets files
+// (bound to addr); Master.close releases them.
+func newMaster(cfg Config, s sys, files []*os.File, addr net.Addr) (*Master, error) {
 	var table *connTable
+	var err error
 	if (cfg.Balance && cfg.MaxWorkers > 1) || cfg.MaxRequests > 0 {
 		// Room for every slot's worker and its replacement during a reload,
 		// twice over; the table also counts the requests for MaxRequests.

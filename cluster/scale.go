@@ -53,15 +53,23 @@ type scaleState struct {
 
 type evScale struct{ n int }
 
-// initScale makes the spare slots, for sockets[len(l.slots):].
+// initScale makes the spare slots, for sockets[len(l.slots):]. A spare
+// socket that listens already (handed over by an upgrade from a master
+// that had retired its slot) is a retired slot: it is adopted for good as
+// soon as a worker is ready, so that what is queued there is served.
 func (l *loop) initScale(capacity int) {
 	l.scale.quiet = map[*os.File]bool{}
 	for i := len(l.slots); i < capacity; i++ {
 		sock := l.sockets[i%len(l.sockets)]
+		s := &slot{id: i + 1, sock: sock}
 		if i < len(l.sockets) {
-			l.scale.quiet[sock] = true
+			if l.sys.listening != nil && l.sys.listening(sock) {
+				s.served = true
+			} else {
+				l.scale.quiet[sock] = true
+			}
 		}
-		l.scale.idle = append(l.scale.idle, &slot{id: i + 1, sock: sock})
+		l.scale.idle = append(l.scale.idle, s)
 	}
 	l.scale.max = len(l.slots) + len(l.scale.idle)
 }

@@ -93,6 +93,19 @@ func listenFile(f *os.File) error {
 	return lerr
 }
 
+// isListening reports whether the socket f listens (SO_ACCEPTCONN).
+func isListening(f *os.File) bool {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	v := 0
+	if err := rc.Control(func(fd uintptr) { v, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ACCEPTCONN) }); err != nil {
+		return false
+	}
+	return err == nil && v == 1
+}
+
 func somaxconn() int {
 	b, err := os.ReadFile("/proc/sys/net/core/somaxconn")
 	if n, perr := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && perr == nil && n > 0 {

@@ -200,10 +200,10 @@ func docCommands(line string) ([]docCommand, error) {
 		default:
 			return nil
 		}
-		if len(args) > 0 && (args[0].S == "reload" || args[0].S == "scale" || args[0].S == "restart-worker") {
-			// `lbserver reload PID` asks a running master for a reload: not a
-			// server command line (TestSystemdClusterNotify runs it; scale and
-			// restart-worker: TestSuperviseScale).
+		if len(args) > 0 && slices.Contains([]string{"reload", "upgrade", "scale", "restart-worker"}, args[0].S) {
+			// `lbserver reload|upgrade|scale|restart-worker PID ...` ask a
+			// running master: not server command lines (TestSystemdClusterNotify,
+			// TestUpgradeUnderLoad and TestSuperviseScale run them).
 			return nil
 		}
 		c := docCommand{Text: strings.TrimSpace(line), Env: env}
@@ -312,6 +312,7 @@ func TestDocsExtractCommands(t *testing.T) {
 		{"lbserver -p 8080 && lbserver -p 8081 &>/dev/null", [][]string{{"-p", "8080"}, {"-p", "8081"}}},
 		{"ps -o pid,args -C lbserver", nil},
 		{"ExecReload=/usr/local/bin/lbserver reload $MAINPID", nil},
+		{"lbserver upgrade \"$(systemctl show -p MainPID --value lbserver-cluster)\"", nil},
 		{"pgrep -af 'lbserver .*--port 8081'", nil},
 		{"kill -TERM \"$(cat run/pids/lbserver-8082.pid)\"", nil},
 	}

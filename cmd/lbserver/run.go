@@ -41,6 +41,9 @@ func run(ctx context.Context, force <-chan struct{}, args []string, getenv func(
 			return runRestartWorker(ctx, args[1:], stdout)
 		}
 	}
+	if len(args) > 0 && args[0] == "upgrade" {
+		return runUpgrade(ctx, args[1:], stdout)
+	}
 	cfg, err := config.Parse(args, getenv, stdout)
 	if errors.Is(err, config.ErrHelp) {
 		return nil
@@ -287,7 +290,7 @@ func startMasterExtras(cfg config.Config, exe string, m *cluster.Master, log *sl
 	var ln net.Listener
 	if cfg.MasterMetrics != "" {
 		var err error
-		ln, err = net.Listen("tcp", cfg.MasterMetrics)
+		ln, err = listenMasterMetrics(cfg.MasterMetrics, m.UpgradedFrom() != 0)
 		if err != nil {
 			return nil, fmt.Errorf("master metrics: listen on %s: %w", cfg.MasterMetrics, err)
 		}
