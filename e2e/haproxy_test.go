@@ -465,6 +465,14 @@ func TestHAProxyReloadUnderLoad(t *testing.T) {
 			}
 			return false
 		})
+		// The master says "Loading success" once the new worker runs; a
+		// SIGUSR2 that arrives before it is dropped by HAProxy 2.6 (seen
+		// here: a third reload sent right after the second worker forked
+		// never happened), so the next reload waits for it, as
+		// `systemctl reload` waits for a Type=notify HAProxy.
+		Eventually(t, 30*time.Second, fmt.Sprintf("reload %d: the master's Loading success", i+1), func() bool {
+			return strings.Count(h.Output.String(), "Loading success") >= i+2
+		})
 		Eventually(t, 30*time.Second, fmt.Sprintf("reload %d: the new worker's servers UP", i+1), func() bool {
 			st, err := hapStats()
 			if err != nil || len(st) == 0 {
