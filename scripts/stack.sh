@@ -280,7 +280,7 @@ start_haproxy() {
       say "haproxy already runs (pid $pid) with deploy/haproxy/topology-$t.cfg"
     else
       mv "$HAP_CONF.new" "$HAP_CONF"
-      kill -USR2 "$pid"
+      reload_haproxy "$pid"
       say "haproxy (pid $pid) reloaded with deploy/haproxy/topology-$t.cfg"
     fi
   else
@@ -293,6 +293,21 @@ start_haproxy() {
     say "haproxy started: $HAP -W -f $HAP_CONF -p $HAP_PID (pid $!, log ${LOG_DIR#"$PWD"/}/haproxy.log)"
   fi
   wait_until 15 "haproxy on :$NGINX_PORT routing topology $t" nginx_routes "$t"
+}
+
+# reload_haproxy PID: SIGUSR2 to the master, then wait for its next
+# "Loading success" (the new worker runs). HAProxy 2.6 drops a SIGUSR2 that
+# arrives while a previous reload is still loading, so the signal is sent
+# again every 5s (a reload with the same config is harmless).
+reload_haproxy() {
+  local pid=$1 n i log=$LOG_DIR/haproxy.log
+  n=$(grep -c 'Loading success' "$log" || true)
+  for ((i = 0; i < 60; i++)); do
+    ((i % 20 == 0)) && kill -USR2 "$pid"
+    sleep 0.25
+    [ "$(grep -c 'Loading success' "$log" || true)" -gt "$n" ] && return 0
+  done
+  die "haproxy (pid $pid) did not finish its reload within 15s (log: $log)"
 }
 
 stop_haproxy() {
