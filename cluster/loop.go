@@ -47,7 +47,7 @@ type loop struct {
 	health   healthLoop  // health checks (health.go)
 	roll     rollState   // one slot's replacement, and the queue of them (recycle.go)
 	scale    scaleState  // spare and retired slots, the wanted count (scale.go)
-	msgs     messageState
+	msgs     messageState // the goroutines reading the workers' messages (message.go)
 
 	snap atomic.Pointer[snapshot] // what Stats and Workers read
 }
