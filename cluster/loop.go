@@ -49,11 +49,11 @@ type loop struct {
 	err      error  // why the stop was not clean (workers killed)
 	entries  []bool // connection table entries in use, by a worker not yet exited
 	stats    Stats
-	waits    reloadWaits // reload requests that wait for their reload's end
-	health   healthLoop  // health checks (health.go)
-	roll     rollState   // one slot's replacement, and the queue of them (recycle.go)
-	scale    scaleState  // spare and retired slots, the wanted count (scale.go)
-	msgs     messageState
+	waits    reloadWaits  // reload requests that wait for their reload's end
+	health   healthLoop   // health checks (health.go)
+	roll     rollState    // one slot's replacement, and the queue of them (recycle.go)
+	scale    scaleState   // spare and retired slots, the wanted count (scale.go)
+	msgs     messageState // the goroutines reading the workers' messages (message.go)
 
 	// listeners see every event emitted, in order: systemd's notifications
 	// (notify.go), the reload waiters (control.go), Config.OnEvent.
