@@ -199,9 +199,11 @@
 // same sockets, so the accept queues are shared and nothing is closed or
 // reset. The new master starts one worker per slot; once every slot has a
 // ready worker it tells the old master (one byte on a pipe), the old master
-// tells systemd MAINPID=<new master>, hands over (one byte on another
-// pipe), stops its own workers (each drains) and exits 0. Both generations
-// accept on the shared sockets until the old one drains. If the new master
+// hands over (one byte on another pipe), stops its own workers (each
+// drains) and exits 0. Both generations accept on the shared sockets until
+// the old one drains. Under systemd the new master pings the watchdog from
+// the handover on and sends READY=1 with MAINPID= once the old master has
+// exited (the unit needs NotifyAccess=all and ExitType=cgroup). If the new master
 // exits, a worker of it exits before it is ready, or it is not ready within
 // ReadyTimeout, the old master stops it and serves on, and logs why. One
 // upgrade at a time: a request during one fails with ErrUpgradeUnderWay.
