@@ -72,7 +72,7 @@ func TestHAProxyStackMakeTargets(t *testing.T) {
 	if left := walkProcs(`^nginx: `); len(left) != 0 {
 		t.Errorf("nginx still runs after make stack-a BALANCER=haproxy: %v", left)
 	}
-	if out, err := ngxMake(t, bin, runDir, "stack-a", "BALANCER=haproxy;true"); err == nil || !strings.Contains(out, "BALANCER must be nginx or haproxy") {
+	if out, err := ngxMake(t, bin, runDir, "stack-a", "BALANCER=haproxy;true"); err == nil || !strings.Contains(out, "unknown BALANCER 'haproxy;true': valid values are nginx, haproxy") {
 		t.Errorf("make stack-a BALANCER='haproxy;true': err %v, want a refusal:\n%s", err, out)
 	}
 
