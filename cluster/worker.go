@@ -7,8 +7,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/lbserver/lbserver/drain"
 )
@@ -252,3 +254,69 @@ func (w *Worker) adoptLocked(k int) {
 
 // errNotWorker: the environment does not name this process a worker.
 var errNotWorker = errors.New("cluster: not a worker")
+
+// runWorker runs fn as a worker until it returns. fn's ctx ends at SIGTERM
+// or when the master is gone (lifeline EOF); a second SIGTERM cuts the
+// drain short (as Config.Force does). It takes the signals itself, whatever
+// the caller does with them: a program that never calls Signals drains too.
+func runWorker(parent context.Context, cfg *Config, w *Worker, fn func(context.Context, *Worker) error) error {
+	// SIGINT and SIGHUP are taken and dropped: a terminal's Ctrl-C (or
+	// hangup) reaches the whole process group, and the master turns it into
+	// one SIGTERM per worker, which a SIGINT seen here first would make a
+	// second stop signal. Ignore removes the caller's own handlers of them
+	// (Signals'); taking them instead of ignoring them (SIG_IGN) keeps the
+	// worker's own children, which inherit ignored signals across exec,
+	// with the default dispositions.
+	signal.Ignore(os.Interrupt, syscall.SIGHUP)
+	dropped := make(chan os.Signal, 1) // never read: a full channel drops
+	signal.Notify(dropped, os.Interrupt, syscall.SIGHUP)
+	defer signal.Stop(dropped)
+	terms := make(chan os.Signal, 2)
+	signal.Notify(terms, syscall.SIGTERM)
+	defer signal.Stop(terms)
+
+	var stopped atomic.Bool // a SIGTERM reached this worker
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	defer context.AfterFunc(ctx, w.closeMessages)()
+	force := make(chan struct{})
+	callerForce := cfg.Force
+	cfg.Force = force // Serve's drain is cut short by either
+	done := make(chan struct{})
+	var owned sync.WaitGroup
+	owned.Go(func() {
+		select {
+		case <-terms:
+			cfg.Logger.Info("SIGTERM: draining")
+			stopped.Store(true)
+			cancel()
+		case <-callerForce:
+			close(force)
+			return
+		case <-done:
+			return
+		}
+		select {
+		case <-terms:
+			cfg.Logger.Warn("second SIGTERM: cutting the drain short")
+		case <-callerForce:
+		case <-done:
+			return
+		}
+		close(force)
+	})
+	owned.Go(func() {
+		if w.watchMaster(ctx) {
+			cfg.Logger.Warn("master is gone; draining")
+			cancel()
+		}
+	})
+	err := callWorker(ctx, w, fn)
+	w.closeMessages()
+	cancel()
+	close(done)
+	owned.Wait()
+	w.closeListeners()
+	w.farewell(lastWords(stopped.Load() || parent.Err() != nil, err))
+	return err
+}
