@@ -18,7 +18,13 @@ import (
 // Config configures Run. Zero values take the documented defaults. The
 // master and its workers run the same binary with the same arguments, so
 // they build the same Config: fields that only one side uses say so.
+//
+// The fields come in groups: the sockets the workers accept on, the
+// workers themselves, timing, supervision (restarts, health, recycling),
+// the master's hooks, and how worker processes are started.
 type Config struct {
+	// Sockets: where the workers accept connections.
+
 	// Addr is the TCP address to listen on, e.g. ":8080". Ignored when
 	// Files is set.
 	Addr string
@@ -33,29 +39,50 @@ type Config struct {
 	// READY=1 once every worker is ready, RELOADING=1, STOPPING=1, STATUS=
 	// lines, watchdog pings). Without systemd these do nothing anyway.
 	NoSystemd bool
-	// Workers is the number of worker processes (slots); default
-	// runtime.GOMAXPROCS(0), which follows the cgroup CPU quota.
-	Workers int
 	// ShareExisting allows binding where other SO_REUSEPORT sockets
 	// already listen; otherwise a port in use is an error.
 	ShareExisting bool
 	// SharedSocket gives every slot the same socket (one accept queue)
 	// instead of one SO_REUSEPORT socket per slot.
 	SharedSocket bool
-	// Balance keeps the workers' open keep-alive connections even through a
-	// shared connection table (with more than one worker). Without it,
-	// Worker.Serve recycles keep-alive connections every MaxConnRequests
-	// requests (default 100 then) to spread them again.
-	Balance bool
-	// Private gives each worker a second, private listener (a unix socket
-	// in Linux's abstract namespace, nothing on disk) on which Serve serves
-	// too; the master reaches a worker there at WorkerInfo.Private, e.g. to
-	// gather every worker's metrics. Its name is listed in /proc/net/unix,
-	// but the worker accepts there only processes of its own user and root
-	// (SO_PEERCRED); a request that arrives there carries a *net.UnixAddr
-	// as its http.LocalAddrContextKey, so a handler can serve there only
-	// what the master needs.
-	Private bool
+	// PrivateSockets gives each worker a second, private listener, for
+	// the master only: a unix socket in Linux's abstract namespace
+	// (nothing on disk) on which Serve serves too. The master reaches a
+	// worker there at WorkerInfo.PrivateAddr (see PrivateTransport), e.g.
+	// to gather every worker's metrics; the default HealthCheck asks there.
+	// Its name is listed in /proc/net/unix, but the worker accepts there
+	// only processes of its own user and root (SO_PEERCRED); a request
+	// that arrives there carries a *net.UnixAddr as its
+	// http.LocalAddrContextKey, so a handler can serve there only what the
+	// master needs.
+	PrivateSockets bool
+
+	// Workers: how many, and how they share the load.
+
+	// Workers is the number of worker processes (slots); default
+	// runtime.GOMAXPROCS(0), which follows the cgroup CPU quota.
+	Workers int
+	// MaxWorkers bounds Master.Scale (and SIGTTIN): the master binds a
+	// socket for every slot it may use at start, so that every worker can
+	// adopt every slot. Default max(Workers, 4 × GOMAXPROCS), at most 64;
+	// with sockets given one per slot (Files, systemd), Workers.
+	MaxWorkers int
+	// SpreadConnections keeps the workers' open keep-alive connections
+	// even, through a connection table the workers share (with more than
+	// one worker): a worker with more than its share stops accepting
+	// until the others catch up. Without it, Worker.Serve recycles
+	// keep-alive connections every MaxConnRequests requests (default 100
+	// then) to spread them again.
+	SpreadConnections bool
+	// MaxConnRequests is how many requests a keep-alive connection carries
+	// in Serve (drain.Options.MaxConnRequests).
+	MaxConnRequests int
+	// Messages gives every worker a message channel to and from the
+	// master: Master.Send and Broadcast, Worker.Messages; Worker.Send and
+	// OnMessage. See MaxMessage.
+	Messages bool
+
+	// Timing: starts and stops.
 
 	ReadyTimeout time.Duration // every new worker must be ready within it, else it is stopped; default 15s
 	DrainTimeout time.Duration // worker: Serve's drain budget; default 10s
@@ -66,12 +93,15 @@ type Config struct {
 	// In-process (no worker processes), Run's fn gets its ctx done that long
 	// after the stop. A reload never waits for it.
 	ShutdownDelay time.Duration
-	CrashWindow   time.Duration // crashes counted for the restart backoff; default 1m
-	MaxBackoff    time.Duration // restart delay cap; default 10s
-	// MaxConnRequests is how many requests a keep-alive connection carries
-	// in Serve (drain.Options.MaxConnRequests).
-	MaxConnRequests int
+	// Force, once closed, ends the stop at once: the master SIGKILLs every
+	// worker, a worker cuts its drain short. Close it on a second stop
+	// signal (see Signals).
+	Force <-chan struct{}
 
+	// Supervision: restarts, health checks, recycling.
+
+	CrashWindow time.Duration // crashes counted for the restart backoff; default 1m
+	MaxBackoff  time.Duration // restart delay cap; default 10s
 	// MaxFailedStarts is how many starts in a row of a slot may fail (the
 	// worker cannot start, exits before it is ready, or is not ready within
 	// ReadyTimeout) while none of that slot's workers was ever ready; then
@@ -79,21 +109,17 @@ type Config struct {
 	// Default 5; negative: never give up. A slot served once restarts
 	// forever, after its backoff.
 	MaxFailedStarts int
-	// MaxWorkers bounds Master.Scale (and SIGTTIN): the master binds a
-	// socket for every slot it may use at start, so that every worker can
-	// adopt every slot. Default max(Workers, 4 × GOMAXPROCS), at most 64;
-	// with sockets given one per slot (Files, systemd), Workers.
-	MaxWorkers int
 	// HealthInterval, if set, is how often the master checks that every
 	// ready worker still answers (see HealthCheck); HealthMisses misses in
 	// a row make a worker unresponsive: another worker adopts its slot, it
-	// is killed (SIGKILL) and replaced. Needs Private or a HealthCheck.
+	// is killed (SIGKILL) and replaced. Needs PrivateSockets or a
+	// HealthCheck.
 	HealthInterval time.Duration
 	// HealthMisses is how many checks in a row a worker may miss; default 3.
 	HealthMisses int
 	// HealthCheck checks one worker; it must return once ctx is done. The
 	// default is an HTTP "OPTIONS *" request on the worker's private socket
-	// (Config.Private), which net/http answers itself, through the accept
+	// (PrivateSockets), which net/http answers itself, through the accept
 	// loop and a connection goroutine, without calling the handler: any
 	// response is an answer, however busy the handlers are.
 	HealthCheck func(ctx context.Context, w WorkerInfo) error
@@ -108,21 +134,24 @@ type Config struct {
 	// max_memory_restart). The master looks every second.
 	MaxMemory int64
 
-	// Force, once closed, ends the stop at once: the master SIGKILLs every
-	// worker, a worker cuts its drain short. Close it on a second stop
-	// signal (see Signals).
-	Force <-chan struct{}
-	// Master, if set, runs in the master once the sockets are bound and
+	// Hooks: what the master tells the program.
+
+	// OnMaster, if set, runs in the master once the sockets are bound and
 	// before any worker starts, e.g. to serve metrics from m.Stats. An
 	// error ends Run with everything released; stop, if not nil, is called
 	// once every worker has exited.
-	Master func(m *Master) (stop func(), err error)
+	OnMaster func(m *Master) (stop func(), err error)
 	// OnEvent, if set, is called by the master's loop for every event, in
 	// order; it must not block. Master.Stats and Master.Workers called after
 	// an event was reported show at least that event.
 	OnEvent func(Event)
+	// OnMessage, if set, is called by the master's loop for every message a
+	// worker sends (Worker.Send), in order; it must not block.
+	OnMessage func(Message)
 	// Logger receives one line per event; nil discards.
 	Logger *slog.Logger
+
+	// Process: how worker processes are started.
 
 	// EnvPrefix names the environment variables a master sets for its
 	// workers; default "CLUSTER_".
@@ -138,13 +167,6 @@ type Config struct {
 	// environment ("NAME=value" entries, after Env), at every start of that
 	// slot: Node's cluster.fork(env), e.g. a shard number or a role.
 	WorkerEnv func(slot int) []string
-	// Messages gives every worker a message channel to and from the
-	// master: Master.Send and Broadcast, Worker.Messages; Worker.Send and
-	// OnMessage. See MaxMessage.
-	Messages bool
-	// OnMessage, if set, is called by the master's loop for every message a
-	// worker sends (Worker.Send), in order; it must not block.
-	OnMessage func(Message)
 	// Stdout and Stderr are the workers'; default the master's.
 	Stdout, Stderr io.Writer
 }
@@ -179,8 +201,8 @@ func (c *Config) setDefaults() error {
 		if c.HealthMisses == 0 {
 			c.HealthMisses = 3
 		}
-		if c.HealthCheck == nil && !c.Private {
-			return errors.New("cluster: HealthInterval needs Private (the default check asks each worker on its private socket) or a HealthCheck")
+		if c.HealthCheck == nil && !c.PrivateSockets {
+			return errors.New("cluster: HealthInterval needs PrivateSockets (the default check asks each worker on its private socket) or a HealthCheck")
 		}
 	}
 	if c.HealthInterval < 0 || c.HealthMisses < 0 || c.MaxRequests < 0 || c.MaxRequestsJitter < 0 || c.MaxMemory < 0 {

@@ -6,7 +6,7 @@ import (
 	"os"
 )
 
-// Master is the running master, for Config.Master: its address, its
+// Master is the running master, for Config.OnMaster: its address, its
 // counters and its workers, and reloads on demand.
 type Master struct {
 	l       *loop
@@ -54,7 +54,7 @@ func listen(cfg Config, s sys) (*Master, error) {
 func newMaster(cfg Config, s sys, files []*os.File, addr net.Addr) (*Master, error) {
 	var table *connTable
 	var err error
-	if (cfg.Balance && cfg.MaxWorkers > 1) || cfg.MaxRequests > 0 {
+	if (cfg.SpreadConnections && cfg.MaxWorkers > 1) || cfg.MaxRequests > 0 {
 		// Room for every slot's worker and its replacement during a reload,
 		// twice over; the table also counts the requests for MaxRequests.
 		if table, err = createTable(min(maxEntries, 4*cfg.MaxWorkers)); err != nil {
@@ -81,7 +81,7 @@ func (m *Master) close() {
 func (m *Master) Addr() net.Addr { return m.addr }
 
 // Reload asks for a rolling reload, as SIGHUP does. It never blocks; it
-// may be called from Config.Master (the reload then starts with the loop).
+// may be called from Config.OnMaster (the reload then starts with the loop).
 func (m *Master) Reload() {
 	select {
 	case m.l.reloads <- struct{}{}:
@@ -105,13 +105,13 @@ func (m *Master) Stats() Stats { return m.l.snap.Load().stats }
 
 // WorkerInfo describes a live worker process.
 type WorkerInfo struct {
-	Slot    int
-	Pid     int
-	Ready   bool   // it reported ready
-	Current bool   // it is its slot's current worker (false while it is replaced, or a reload's new one not yet ready)
-	Private string // address of its private unix socket (Config.Private); "" if none
+	Slot        int
+	Pid         int
+	Ready       bool   // it reported ready
+	Current     bool   // it is its slot's current worker (false while it is replaced, or a reload's new one not yet ready)
+	PrivateAddr string // address of its private unix socket (Config.PrivateSockets); "" if none
 	// Conns is how many open connections it counts in the connection
-	// table (Config.Balance); -1 when it has no entry.
+	// table (Config.SpreadConnections); -1 when it has no entry.
 	Conns int64
 	entry int
 	msgs  net.Conn // the master's end of its message channel; nil if none

@@ -30,14 +30,14 @@ var workerModes = map[string]func(context.Context, *cluster.Worker) error{
 }
 
 // realMaster starts a master of real workers (this test binary) in mode,
-// and returns it once cfg.Master ran, with its events and Run's result.
+// and returns it once cfg.OnMaster ran, with its events and Run's result.
 func realMaster(t *testing.T, mode string, edit func(*cluster.Config)) (*cluster.Master, <-chan cluster.Event, <-chan error, context.CancelFunc) {
 	t.Helper()
 	events := make(chan cluster.Event, 100)
 	ms := make(chan *cluster.Master, 1)
 	cfg := exampleConfig(nil)
 	cfg.Env = append(os.Environ(), "EXAMPLE_MODE="+mode)
-	cfg.Master = func(m *cluster.Master) (func(), error) { ms <- m; return nil, nil }
+	cfg.OnMaster = func(m *cluster.Master) (func(), error) { ms <- m; return nil, nil }
 	cfg.OnEvent = func(e cluster.Event) { events <- e }
 	if edit != nil {
 		edit(&cfg)

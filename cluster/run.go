@@ -86,8 +86,8 @@ func Run(ctx context.Context, cfg Config, fn func(ctx context.Context, w *Worker
 		return fmt.Errorf("master: %w (is another process holding it?)", err)
 	}
 	defer stopControl() // after the loop has returned: waiting commands are answered
-	if cfg.Master != nil {
-		stop, err := cfg.Master(m)
+	if cfg.OnMaster != nil {
+		stop, err := cfg.OnMaster(m)
 		if err != nil {
 			return err
 		}

@@ -8,7 +8,7 @@ import (
 
 // PrivateTransport is an http.RoundTripper that reaches a worker on its
 // private socket: the request's URL host is ignored, the connection goes
-// to addr (a WorkerInfo.Private).
+// to addr (a WorkerInfo.PrivateAddr).
 func PrivateTransport(addr string) *http.Transport {
 	return &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {

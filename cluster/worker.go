@@ -115,7 +115,7 @@ func (w *Worker) farewell(words string) {
 // first, finish every request, then shut down) within Config.DrainTimeout;
 // Config.Force cuts the drain short (Serve then returns drain.ErrForced).
 // It also serves srv on the slots the master asks this worker to adopt and,
-// with Config.Private, on the worker's private socket. Serve takes srv over
+// with Config.PrivateSockets, on the worker's private socket. Serve takes srv over
 // (see drain.New).
 func (w *Worker) Serve(ctx context.Context, srv *http.Server) error {
 	opts := drain.Options{DrainTimeout: w.cfg.DrainTimeout, MaxConnRequests: w.cfg.MaxConnRequests, Logger: w.cfg.Logger}
@@ -127,7 +127,7 @@ func (w *Worker) Serve(ctx context.Context, srv *http.Server) error {
 			h.ServeHTTP(rw, r)
 		})
 	}
-	if w.balancer != nil && w.cfg.Balance {
+	if w.balancer != nil && w.cfg.SpreadConnections {
 		opts.Balancer = w.balancer
 	} else if w.cfg.Workers > 1 && opts.MaxConnRequests == 0 {
 		// No connection table: keep-alive connections are spread again by
