@@ -154,7 +154,8 @@ type Config struct {
 	// Process: how worker processes are started.
 
 	// EnvPrefix names the environment variables a master sets for its
-	// workers; default "CLUSTER_".
+	// workers; default DefaultEnvPrefix. A worker reads its slot from
+	// them (WorkerIDFor).
 	EnvPrefix string
 	// Exe, Args and Env are what workers are started with; default the
 	// path this program was started by (os.Args[0], absolute, symlinks
@@ -212,7 +213,7 @@ func (c *Config) setDefaults() error {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.EnvPrefix == "" {
-		c.EnvPrefix = "CLUSTER_"
+		c.EnvPrefix = DefaultEnvPrefix
 	}
 	if c.Exe == "" {
 		exe, err := invokedExe()
@@ -265,13 +266,22 @@ func invokedExe() (string, error) {
 	return p, nil
 }
 
-// WorkerID is the slot of this process when a master started it as a
-// worker (read from the environment named by EnvPrefix), 0 otherwise. Call
-// it before Run, e.g. to name the process's logs.
-func (c Config) WorkerID() int {
-	prefix := c.EnvPrefix
+// DefaultEnvPrefix is the default Config.EnvPrefix: a master started with
+// it sets CLUSTER_WORKER_ID and the like for its workers.
+const DefaultEnvPrefix = "CLUSTER_"
+
+// WorkerID tells a process whether a master started it as a worker, and
+// which: the worker's slot (1..Workers), or 0 in the master and in any other
+// process. It reads the environment a master sets with DefaultEnvPrefix;
+// a program that sets Config.EnvPrefix asks WorkerIDFor. Call it before
+// Run, e.g. to name the process's logs or to do master-only set-up.
+func WorkerID() int { return WorkerIDFor(DefaultEnvPrefix) }
+
+// WorkerIDFor is WorkerID for a master whose Config.EnvPrefix is prefix
+// ("" for DefaultEnvPrefix).
+func WorkerIDFor(prefix string) int {
 	if prefix == "" {
-		prefix = "CLUSTER_"
+		prefix = DefaultEnvPrefix
 	}
 	id, _ := strconv.Atoi(os.Getenv(prefix + envWorkerID))
 	return max(id, 0)

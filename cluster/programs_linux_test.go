@@ -129,7 +129,7 @@ func runProgram(name string) int {
 	}
 	cfg := programConfig()
 	ctx := context.Background()
-	if cfg.WorkerID() == 0 {
+	if cluster.WorkerIDFor(cfg.EnvPrefix) == 0 {
 		var stop context.CancelFunc
 		ctx, stop = signal.NotifyContext(ctx, syscall.SIGTERM)
 		defer stop()

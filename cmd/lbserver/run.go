@@ -208,7 +208,7 @@ func runCluster(ctx context.Context, force <-chan struct{}, cfg config.Config, e
 	if !cfg.Mode.Cluster() {
 		cc.MaxWorkers = 1 // --watch: one worker, never scaled
 	}
-	id := cc.WorkerID() // 0 in the master
+	id := cluster.WorkerIDFor(cc.EnvPrefix) // 0 in the master
 	if id > 0 {
 		cc.Logger = newLogger(stdout, stderr, "worker", cfg.Port).With("worker", id)
 	} else {
