@@ -16,7 +16,8 @@ import (
 // workerModes are the worker functions the real-process tests pick with
 // EXAMPLE_MODE ("" is hello).
 var workerModes = map[string]func(context.Context, *cluster.Worker) error{
-	"": hello,
+	"":     hello,
+	"echo": echo, // ExampleWorker_Listeners
 	// lingers: serves, and once drained stays 3s more before it exits.
 	"lingers": func(ctx context.Context, w *cluster.Worker) error {
 		err := hello(ctx, w)
