@@ -24,7 +24,7 @@ import (
 // the master's hooks, and how worker processes are started.
 type Config struct {
 	// Sockets: where the workers accept connections.
-
+	//
 	// Addr is the TCP address to listen on, e.g. ":8080". Ignored when
 	// Files is set.
 	Addr string
@@ -58,7 +58,7 @@ type Config struct {
 	PrivateSockets bool
 
 	// Workers: how many, and how they share the load.
-
+	//
 	// Workers is the number of worker processes (slots); default
 	// runtime.GOMAXPROCS(0), which follows the cgroup CPU quota.
 	Workers int
@@ -83,7 +83,6 @@ type Config struct {
 	Messages bool
 
 	// Timing: starts and stops.
-
 	ReadyTimeout time.Duration // every new worker must be ready within it, else it is stopped; default 15s
 	DrainTimeout time.Duration // worker: Serve's drain budget; default 10s
 	StopTimeout  time.Duration // a stopped worker must exit within it, else SIGKILL; default DrainTimeout + 5s
@@ -99,7 +98,6 @@ type Config struct {
 	Force <-chan struct{}
 
 	// Supervision: restarts, health checks, recycling.
-
 	CrashWindow time.Duration // crashes counted for the restart backoff; default 1m
 	MaxBackoff  time.Duration // restart delay cap; default 10s
 	// MaxFailedStarts is how many starts in a row of a slot may fail (the
@@ -135,7 +133,7 @@ type Config struct {
 	MaxMemory int64
 
 	// Hooks: what the master tells the program.
-
+	//
 	// OnMaster, if set, runs in the master once the sockets are bound and
 	// before any worker starts, e.g. to serve metrics from m.Stats. An
 	// error ends Run with everything released; stop, if not nil, is called
@@ -152,7 +150,7 @@ type Config struct {
 	Logger *slog.Logger
 
 	// Process: how worker processes are started.
-
+	//
 	// EnvPrefix names the environment variables a master sets for its
 	// workers; default DefaultEnvPrefix. A worker reads its slot from
 	// them (WorkerIDFor).

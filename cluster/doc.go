@@ -14,8 +14,11 @@
 //
 // The same call is the master in the process you start and the worker in
 // each process the master starts: the same executable with the same
-// arguments. examples/hello in this module is a complete program; the
-// drain that Worker.Serve runs is package drain, usable on its own.
+// arguments; before Run, WorkerID tells a process which one it is (0 in
+// the master). examples/hello in this module is a complete program; the
+// drain that Worker.Serve runs is package drain, usable on its own. A
+// server of another protocol accepts on Worker.Listeners and drains by
+// itself (see the Worker.Listeners example).
 //
 // # Model
 //
@@ -225,8 +228,9 @@
 //	       gone
 //	fd 6.. every slot's socket, for adoption (with 2 to 64 slots)
 //
-// and these variables (Config.EnvPrefix, default "CLUSTER_", then the name):
-// WORKER_ID (its slot, 1..Workers), MASTER_PID (for logs; never polled),
+// and these variables (Config.EnvPrefix, default DefaultEnvPrefix
+// "CLUSTER_", then the name): WORKER_ID (its slot, 1..Workers; WorkerID
+// and WorkerIDFor read it), MASTER_PID (for logs; never polled),
 // SLOTS (N: fds 6..5+N are slots 1..N), CONNTABLE_FD and CONNTABLE_ENTRY
 // ("i/n") with Config.SpreadConnections, and PRIVATE_FD with Config.PrivateSockets. A worker
 // unsets them once read, so that its own children are not taken for
