@@ -262,8 +262,8 @@ func TestPrivateSocketRefusesOtherUsers(t *testing.T) {
 	defer cancel()
 	// The workers are this test binary again: TestMain (example_linux_test.go)
 	// runs them for EnvPrefix EXAMPLE_, answering "hello from worker N".
-	cfg := Config{Addr: "127.0.0.1:0", Workers: 1, Private: true, EnvPrefix: "EXAMPLE_", Stdout: io.Discard,
-		Master: func(m *Master) (func(), error) { ms <- m; return nil, nil },
+	cfg := Config{Addr: "127.0.0.1:0", Workers: 1, PrivateSockets: true, EnvPrefix: "EXAMPLE_", Stdout: io.Discard,
+		OnMaster: func(m *Master) (func(), error) { ms <- m; return nil, nil },
 		OnEvent: func(e Event) {
 			if e.Kind == EventServing {
 				select {
@@ -286,16 +286,16 @@ func TestPrivateSocketRefusesOtherUsers(t *testing.T) {
 		t.Fatal("the workers were not serving within 30s")
 	}
 	w := m.Workers()[0]
-	if w.Private == "" {
-		t.Fatal("no private socket with Config.Private")
+	if w.PrivateAddr == "" {
+		t.Fatal("no private socket with Config.PrivateSockets")
 	}
-	got := startHostile(t, true, false, "dial", w.Private, "/")
+	got := startHostile(t, true, false, "dial", w.PrivateAddr, "/")
 	if strings.Contains(got, "hello") || strings.HasPrefix(got, "HTTP/") {
-		t.Errorf("nobody on the worker's private socket %s got %q, want no answer", w.Private, got)
+		t.Errorf("nobody on the worker's private socket %s got %q, want no answer", w.PrivateAddr, got)
 	} else {
-		t.Logf("nobody on %s: %s", w.Private, got)
+		t.Logf("nobody on %s: %s", w.PrivateAddr, got)
 	}
-	c := &http.Client{Transport: PrivateTransport(w.Private), Timeout: 10 * time.Second}
+	c := &http.Client{Transport: PrivateTransport(w.PrivateAddr), Timeout: 10 * time.Second}
 	resp, err := c.Get("http://worker/")
 	if err != nil {
 		t.Fatalf("the master's own user on the private socket: %v", err)

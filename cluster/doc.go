@@ -14,8 +14,11 @@
 //
 // The same call is the master in the process you start and the worker in
 // each process the master starts: the same executable with the same
-// arguments. examples/hello in this module is a complete program; the
-// drain that Worker.Serve runs is package drain, usable on its own.
+// arguments; before Run, WorkerID tells a process which one it is (0 in
+// the master). examples/hello in this module is a complete program; the
+// drain that Worker.Serve runs is package drain, usable on its own. A
+// server of another protocol accepts on Worker.Listeners and drains by
+// itself (see the Worker.Listeners example).
 //
 // # Model
 //
@@ -102,7 +105,7 @@
 // keeps handing it its share of new connections. With
 // Config.HealthInterval the master checks every ready worker at that
 // interval, by default with an HTTP "OPTIONS *" request on the worker's
-// private socket (Config.Private), which net/http answers without calling
+// private socket (Config.PrivateSockets), which net/http answers without calling
 // the handler, through the same accept loop and connection goroutines as
 // every request: a worker whose handlers are all busy computing still
 // answers. Config.HealthCheck replaces the check. A check that fails or
@@ -225,21 +228,22 @@
 //	       gone
 //	fd 6.. every slot's socket, for adoption (with 2 to 64 slots)
 //
-// and these variables (Config.EnvPrefix, default "CLUSTER_", then the name):
-// WORKER_ID (its slot, 1..Workers), MASTER_PID (for logs; never polled),
+// and these variables (Config.EnvPrefix, default DefaultEnvPrefix
+// "CLUSTER_", then the name): WORKER_ID (its slot, 1..Workers; WorkerID
+// and WorkerIDFor read it), MASTER_PID (for logs; never polled),
 // SLOTS (N: fds 6..5+N are slots 1..N), CONNTABLE_FD and CONNTABLE_ENTRY
-// ("i/n") with Config.Balance, and PRIVATE_FD with Config.Private. A worker
+// ("i/n") with Config.SpreadConnections, and PRIVATE_FD with Config.PrivateSockets. A worker
 // unsets them once read, so that its own children are not taken for
 // workers.
 //
-// With Config.Balance and more than one worker, the master shares a
+// With Config.SpreadConnections and more than one worker, the master shares a
 // connection table with the workers: one page of shared memory (a memfd)
 // where every worker keeps its count of open connections, so that a worker
 // holding more than its share of the cluster's keep-alive connections
 // closes one after answering and its client reconnects (the kernel hashes
-// it again). With Config.Private, each worker also serves on a unix socket
+// it again). With Config.PrivateSockets, each worker also serves on a unix socket
 // of Linux's abstract namespace that the master can reach
-// (WorkerInfo.Private, PrivateTransport), e.g. to gather every worker's
+// (WorkerInfo.PrivateAddr, PrivateTransport), e.g. to gather every worker's
 // metrics; only processes of the master's user and root are accepted
 // there, as on the master's control socket (Reload). Neither leaves
 // anything on disk: a master killed by SIGKILL leaves no file behind, and
@@ -297,7 +301,7 @@
 //
 // The master warns at start of each limit its configuration runs into:
 // with more than 64 slots there is no adoption (a slot whose worker is down
-// waits for it); the connection table (Config.Balance) has min(63,
+// waits for it); the connection table (Config.SpreadConnections) has min(63,
 // 4×Workers) entries, so with 63 or more workers some (a reload's new
 // ones first) get no balancing; and more than 4 workers per CPU only add
 // context switches and memory.

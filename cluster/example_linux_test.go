@@ -70,7 +70,7 @@ func Example() {
 	defer cancel()
 	cfg := exampleConfig(force)
 	var addr string
-	cfg.Master = func(m *cluster.Master) (func(), error) {
+	cfg.OnMaster = func(m *cluster.Master) (func(), error) {
 		addr = m.Addr().String() // the one port every worker listens on
 		return nil, nil
 	}
@@ -118,7 +118,7 @@ func TestRealWorkers(t *testing.T) {
 	events := make(chan cluster.Event, 100)
 	ms := make(chan *cluster.Master, 1)
 	cfg := exampleConfig(nil)
-	cfg.Master = func(m *cluster.Master) (func(), error) { ms <- m; return nil, nil }
+	cfg.OnMaster = func(m *cluster.Master) (func(), error) { ms <- m; return nil, nil }
 	cfg.OnEvent = func(e cluster.Event) { events <- e }
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

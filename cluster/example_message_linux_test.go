@@ -55,7 +55,7 @@ func ExampleMaster_Broadcast() {
 	defer cancel()
 	cfg := messagesConfig(force)
 	var m *cluster.Master
-	cfg.Master = func(master *cluster.Master) (func(), error) {
+	cfg.OnMaster = func(master *cluster.Master) (func(), error) {
 		m = master
 		return nil, nil
 	}

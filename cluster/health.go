@@ -23,7 +23,7 @@ import (
 // t + HealthInterval × (HealthMisses + 1).
 //
 // The default check is an HTTP "OPTIONS *" request on the worker's private
-// socket (Config.Private). net/http answers it itself, without calling the
+// socket (Config.PrivateSockets). net/http answers it itself, without calling the
 // handler, through the same accept loop and connection goroutine as every
 // request; so a worker whose handlers are busy (all its CPUs computing) is
 // still healthy, and one whose accept loop or runtime is stuck is not.
@@ -98,7 +98,7 @@ func (l *loop) check(c *child) {
 	seq := l.health.seq
 	ctx, cancel := context.WithCancel(l.health.ctx)
 	c.health.seq, c.health.cancel = seq, cancel
-	info := WorkerInfo{Slot: c.slot.id, Pid: c.pid, Ready: true, Current: c.slot.cur == c, Private: c.private, Conns: -1, entry: c.entry}
+	info := WorkerInfo{Slot: c.slot.id, Pid: c.pid, Ready: true, Current: c.slot.cur == c, PrivateAddr: c.private, Conns: -1, entry: c.entry}
 	check := l.cfg.HealthCheck
 	if check == nil {
 		check = checkPrivate
@@ -176,10 +176,10 @@ func (l *loop) stopHealth() {
 // checkPrivate is the default health check: "OPTIONS *" on the worker's
 // private socket; any HTTP response is an answer.
 func checkPrivate(ctx context.Context, w WorkerInfo) error {
-	if w.Private == "" {
+	if w.PrivateAddr == "" {
 		return errNoPrivate
 	}
-	tr := PrivateTransport(w.Private)
+	tr := PrivateTransport(w.PrivateAddr)
 	defer tr.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, http.MethodOptions, "http://worker", nil)
 	if err != nil {

@@ -163,7 +163,7 @@ func TestNoChecksForStoppedWorkers(t *testing.T) {
 func TestHealthNeedsPrivateOrCheck(t *testing.T) {
 	cfg := Config{Workers: 2, HealthInterval: time.Second, Exe: "x", Args: []string{}, Env: []string{}}
 	if err := cfg.setDefaults(); err == nil {
-		t.Errorf("HealthInterval without Private nor HealthCheck: no error")
+		t.Errorf("HealthInterval without PrivateSockets nor HealthCheck: no error")
 	}
 	if err := checkPrivate(context.Background(), WorkerInfo{}); !errors.Is(err, errNoPrivate) {
 		t.Errorf("checkPrivate without a socket = %v, want errNoPrivate", err)

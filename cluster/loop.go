@@ -442,7 +442,7 @@ func (l *loop) publish() {
 	}
 	for _, c := range l.sorted() {
 		sn.workers = append(sn.workers, WorkerInfo{Slot: c.slot.id, Pid: c.pid, Ready: c.ready,
-			Current: c.slot.cur == c, Private: c.private, entry: c.entry, msgs: c.msgs})
+			Current: c.slot.cur == c, PrivateAddr: c.private, entry: c.entry, msgs: c.msgs})
 	}
 	l.snap.Store(sn)
 }

@@ -105,6 +105,11 @@ func (sd *sdState) start(l *loop) {
 	sd.schedule(l)
 }
 
+// schedule arms the next watchdog ping as a loop timer. The interval is
+// systemd's (Notifier.WatchdogInterval); the pings are deliberately not
+// systemd.Notifier.PingWatchdog's ticker, which a FORK server uses: a
+// ticker goroutine would go on pinging while the loop is stuck, and the
+// pings are there to say the loop is alive.
 func (sd *sdState) schedule(l *loop) {
 	if d := sd.n.WatchdogInterval(); d > 0 {
 		sd.stop = l.after(d, func(*timer) event { return evWatchdog{} }).stop

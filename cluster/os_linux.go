@@ -27,7 +27,7 @@ func osSys(cfg *Config) sys {
 		listening: isListening,
 		rss:       readRSS,
 	}
-	if cfg.Private {
+	if cfg.PrivateSockets {
 		s.listenPrivate = privateSockets()
 	}
 	realClock(&s)

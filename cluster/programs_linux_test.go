@@ -129,11 +129,11 @@ func runProgram(name string) int {
 	}
 	cfg := programConfig()
 	ctx := context.Background()
-	if cfg.WorkerID() == 0 {
+	if cluster.WorkerIDFor(cfg.EnvPrefix) == 0 {
 		var stop context.CancelFunc
 		ctx, stop = signal.NotifyContext(ctx, syscall.SIGTERM)
 		defer stop()
-		cfg.Master = func(m *cluster.Master) (func(), error) {
+		cfg.OnMaster = func(m *cluster.Master) (func(), error) {
 			fmt.Println("addr", m.Addr())
 			return nil, nil
 		}
@@ -172,7 +172,7 @@ func programMaster(t *testing.T, program string, cfg cluster.Config) (*cluster.M
 	t.Setenv(dirEnv, dir)
 	events := make(chan cluster.Event, 1000)
 	ms := make(chan *cluster.Master, 1)
-	cfg.Master = func(m *cluster.Master) (func(), error) { ms <- m; return nil, nil }
+	cfg.OnMaster = func(m *cluster.Master) (func(), error) { ms <- m; return nil, nil }
 	cfg.OnEvent = func(e cluster.Event) { events <- e }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

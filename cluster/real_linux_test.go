@@ -16,7 +16,8 @@ import (
 // workerModes are the worker functions the real-process tests pick with
 // EXAMPLE_MODE ("" is hello).
 var workerModes = map[string]func(context.Context, *cluster.Worker) error{
-	"": hello,
+	"":     hello,
+	"echo": echo, // ExampleWorker_Listeners
 	// lingers: serves, and once drained stays 3s more before it exits.
 	"lingers": func(ctx context.Context, w *cluster.Worker) error {
 		err := hello(ctx, w)
@@ -30,14 +31,14 @@ var workerModes = map[string]func(context.Context, *cluster.Worker) error{
 }
 
 // realMaster starts a master of real workers (this test binary) in mode,
-// and returns it once cfg.Master ran, with its events and Run's result.
+// and returns it once cfg.OnMaster ran, with its events and Run's result.
 func realMaster(t *testing.T, mode string, edit func(*cluster.Config)) (*cluster.Master, <-chan cluster.Event, <-chan error, context.CancelFunc) {
 	t.Helper()
 	events := make(chan cluster.Event, 100)
 	ms := make(chan *cluster.Master, 1)
 	cfg := exampleConfig(nil)
 	cfg.Env = append(os.Environ(), "EXAMPLE_MODE="+mode)
-	cfg.Master = func(m *cluster.Master) (func(), error) { ms <- m; return nil, nil }
+	cfg.OnMaster = func(m *cluster.Master) (func(), error) { ms <- m; return nil, nil }
 	cfg.OnEvent = func(e cluster.Event) { events <- e }
 	if edit != nil {
 		edit(&cfg)

@@ -38,11 +38,11 @@ func tableLeft(t *testing.T) bool {
 func TestRunReleasesEverythingWhenTheMasterHookFails(t *testing.T) {
 	var addr string
 	boom := errors.New("master metrics: address in use")
-	err := Run(context.Background(), Config{Addr: "127.0.0.1:0", Workers: 3, Balance: true, Private: true, Exe: "/nonexistent",
-		Master: func(m *Master) (func(), error) {
+	err := Run(context.Background(), Config{Addr: "127.0.0.1:0", Workers: 3, SpreadConnections: true, PrivateSockets: true, Exe: "/nonexistent",
+		OnMaster: func(m *Master) (func(), error) {
 			addr = m.Addr().String()
 			if m.l.table == nil || !tableLeft(t) {
-				t.Error("no connection table with Balance and 3 workers")
+				t.Error("no connection table with SpreadConnections and 3 workers")
 			}
 			return nil, boom
 		}},

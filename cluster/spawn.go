@@ -74,7 +74,7 @@ func (l *loop) spawn(s *slot) (*child, error) {
 		spec.Env = append(spec.Env, env(envConnTableEntry, strconv.Itoa(entry)+"/"+strconv.Itoa(l.table.entries)))
 	}
 	var private string
-	if l.cfg.Private && l.sys.listenPrivate != nil {
+	if l.cfg.PrivateSockets && l.sys.listenPrivate != nil {
 		f, addr, err := l.sys.listenPrivate(s.id)
 		if err != nil {
 			l.log.Warn("worker without a private socket", "worker", s.id, "err", err)

@@ -38,7 +38,7 @@ func TestSpawnLayout(t *testing.T) {
 // The private socket's fd is named in the environment, after the slots'
 // and the table's.
 func TestSpawnPrivateSocket(t *testing.T) {
-	h := newHarness(t, Config{Workers: 2, MaxWorkers: 2, Private: true, EnvPrefix: "T_"})
+	h := newHarness(t, Config{Workers: 2, MaxWorkers: 2, PrivateSockets: true, EnvPrefix: "T_"})
 	r, w, err := os.Pipe() // stands for a socket: only its place matters
 	if err != nil {
 		t.Fatal(err)

@@ -169,13 +169,13 @@ func (evUpParentGone) upgradeEvent() {}
 // ErrUpgradeAborted when the new master failed (this master serves on),
 // ErrUpgradeUnderWay when an upgrade already runs, ErrMasterStopping when
 // the master is stopping. It waits for the master's loop: do not call it
-// from Config.Master before that returns.
+// from Config.OnMaster before that returns.
 func (m *Master) Upgrade(ctx context.Context) (newPid int, err error) {
 	return m.l.upgrade(ctx, "upgrade requested")
 }
 
 // UpgradedFrom is the pid of the master that started this one by an
-// upgrade, 0 for a master started otherwise. Config.Master may use it, e.g.
+// upgrade, 0 for a master started otherwise. Config.OnMaster may use it, e.g.
 // to share an address the old master still listens on.
 func (m *Master) UpgradedFrom() int { return m.l.up.from }
 

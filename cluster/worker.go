@@ -7,8 +7,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/lbserver/lbserver/drain"
 )
@@ -113,7 +115,7 @@ func (w *Worker) farewell(words string) {
 // first, finish every request, then shut down) within Config.DrainTimeout;
 // Config.Force cuts the drain short (Serve then returns drain.ErrForced).
 // It also serves srv on the slots the master asks this worker to adopt and,
-// with Config.Private, on the worker's private socket. Serve takes srv over
+// with Config.PrivateSockets, on the worker's private socket. Serve takes srv over
 // (see drain.New).
 func (w *Worker) Serve(ctx context.Context, srv *http.Server) error {
 	opts := drain.Options{DrainTimeout: w.cfg.DrainTimeout, MaxConnRequests: w.cfg.MaxConnRequests, Logger: w.cfg.Logger}
@@ -125,7 +127,7 @@ func (w *Worker) Serve(ctx context.Context, srv *http.Server) error {
 			h.ServeHTTP(rw, r)
 		})
 	}
-	if w.balancer != nil && w.cfg.Balance {
+	if w.balancer != nil && w.cfg.SpreadConnections {
 		opts.Balancer = w.balancer
 	} else if w.cfg.Workers > 1 && opts.MaxConnRequests == 0 {
 		// No connection table: keep-alive connections are spread again by
@@ -252,3 +254,69 @@ func (w *Worker) adoptLocked(k int) {
 
 // errNotWorker: the environment does not name this process a worker.
 var errNotWorker = errors.New("cluster: not a worker")
+
+// runWorker runs fn as a worker until it returns. fn's ctx ends at SIGTERM
+// or when the master is gone (lifeline EOF); a second SIGTERM cuts the
+// drain short (as Config.Force does). It takes the signals itself, whatever
+// the caller does with them: a program that never calls Signals drains too.
+func runWorker(parent context.Context, cfg *Config, w *Worker, fn func(context.Context, *Worker) error) error {
+	// SIGINT and SIGHUP are taken and dropped: a terminal's Ctrl-C (or
+	// hangup) reaches the whole process group, and the master turns it into
+	// one SIGTERM per worker, which a SIGINT seen here first would make a
+	// second stop signal. Ignore removes the caller's own handlers of them
+	// (Signals'); taking them instead of ignoring them (SIG_IGN) keeps the
+	// worker's own children, which inherit ignored signals across exec,
+	// with the default dispositions.
+	signal.Ignore(os.Interrupt, syscall.SIGHUP)
+	dropped := make(chan os.Signal, 1) // never read: a full channel drops
+	signal.Notify(dropped, os.Interrupt, syscall.SIGHUP)
+	defer signal.Stop(dropped)
+	terms := make(chan os.Signal, 2)
+	signal.Notify(terms, syscall.SIGTERM)
+	defer signal.Stop(terms)
+
+	var stopped atomic.Bool // a SIGTERM reached this worker
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	defer context.AfterFunc(ctx, w.closeMessages)()
+	force := make(chan struct{})
+	callerForce := cfg.Force
+	cfg.Force = force // Serve's drain is cut short by either
+	done := make(chan struct{})
+	var owned sync.WaitGroup
+	owned.Go(func() {
+		select {
+		case <-terms:
+			cfg.Logger.Info("SIGTERM: draining")
+			stopped.Store(true)
+			cancel()
+		case <-callerForce:
+			close(force)
+			return
+		case <-done:
+			return
+		}
+		select {
+		case <-terms:
+			cfg.Logger.Warn("second SIGTERM: cutting the drain short")
+		case <-callerForce:
+		case <-done:
+			return
+		}
+		close(force)
+	})
+	owned.Go(func() {
+		if w.watchMaster(ctx) {
+			cfg.Logger.Warn("master is gone; draining")
+			cancel()
+		}
+	})
+	err := callWorker(ctx, w, fn)
+	w.closeMessages()
+	cancel()
+	close(done)
+	owned.Wait()
+	w.closeListeners()
+	w.farewell(lastWords(stopped.Load() || parent.Err() != nil, err))
+	return err
+}

@@ -133,8 +133,8 @@ func TestNotAWorker(t *testing.T) {
 	if _, err := workerFromEnv(cfg); err != errNotWorker {
 		t.Errorf("workerFromEnv without the variable = %v, want errNotWorker", err)
 	}
-	if id := cfg.WorkerID(); id != 0 {
-		t.Errorf("WorkerID = %d, want 0", id)
+	if id := WorkerIDFor(cfg.EnvPrefix); id != 0 {
+		t.Errorf("WorkerIDFor = %d, want 0", id)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -121,6 +122,43 @@ func (n *Notifier) Watchdog() error {
 		return nil
 	}
 	return n.Notify("WATCHDOG=1")
+}
+
+// PingWatchdog sends WATCHDOG=1 every [Notifier.WatchdogInterval] from a
+// goroutine of its own, until stop is called; stop waits for that goroutine
+// and may be called more than once. A failed ping is given to onErr (nil:
+// dropped). Without a watchdog for this process it starts nothing.
+//
+// A ticker vouches only that the process is scheduled. A server whose
+// liveness is an event loop should call [Notifier.Watchdog] from that loop
+// instead, as one of its events, so that a stuck loop stops the pings and
+// systemd restarts the service: the cluster package's master does that.
+func (n *Notifier) PingWatchdog(onErr func(error)) (stop func()) {
+	d := n.WatchdogInterval()
+	if d == 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := n.Watchdog(); err != nil && onErr != nil {
+					onErr(err)
+				}
+			}
+		}
+	})
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(done) })
+		wg.Wait()
+	}
 }
 
 // Notify sends one datagram of VAR=value fields, one per line, as

@@ -203,3 +203,45 @@ func TestNotifyNeverBlocksOnASocketNobodyReads(t *testing.T) {
 		t.Fatalf("%d notifications to a socket nobody reads did not return in 20s: Notify blocks", sends)
 	}
 }
+
+// PingWatchdog pings every interval until stopped, then never again; with
+// no watchdog it pings nobody.
+func TestPingWatchdog(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "notify")
+	sock := notifySocket(t, name)
+	off, _ := NewNotifier(MapEnv(map[string]string{"NOTIFY_SOCKET": name}, 42))
+	fail := func(err error) { t.Error(err) }
+	off.PingWatchdog(fail)() // no watchdog: nothing to start, nothing sent
+
+	// WATCHDOG_USEC=40ms: a ping every 20ms.
+	n, err := NewNotifier(MapEnv(map[string]string{"NOTIFY_SOCKET": name, "WATCHDOG_USEC": "40000"}, 42))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := n.PingWatchdog(fail)
+	for range 3 {
+		if got := recv(t, sock); got != "WATCHDOG=1" {
+			t.Fatalf("datagram %q, want WATCHDOG=1", got)
+		}
+	}
+	stop()
+	stop() // twice is fine
+	// What was sent before stop returned is queued: take it, then expect
+	// nothing for five intervals.
+	var ne net.Error
+	read := func(wait time.Duration) error {
+		if err := sock.SetReadDeadline(time.Now().Add(wait)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := sock.Read(make([]byte, 64))
+		return err
+	}
+	for i := 0; read(5*time.Millisecond) == nil; i++ {
+		if i > 10 {
+			t.Fatal("pings go on after stop")
+		}
+	}
+	if err := read(100 * time.Millisecond); !errors.As(err, &ne) || !ne.Timeout() {
+		t.Errorf("read 100ms after stop: %v, want a timeout (no ping after stop)", err)
+	}
+}

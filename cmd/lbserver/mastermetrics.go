@@ -52,11 +52,11 @@ func masterMetricsHandler(m *cluster.Master) http.Handler {
 		seen := map[int]bool{}
 		for _, w := range m.Workers() {
 			// One worker per slot: the current one (a replaced worker is draining).
-			if w.Private == "" || !w.Ready || !w.Current || seen[w.Slot] {
+			if w.PrivateAddr == "" || !w.Ready || !w.Current || seen[w.Slot] {
 				continue
 			}
 			seen[w.Slot] = true
-			out = append(out, server.MetricsSource{Slot: w.Slot, Pid: w.Pid, Transport: cluster.PrivateTransport(w.Private)})
+			out = append(out, server.MetricsSource{Slot: w.Slot, Pid: w.Pid, Transport: cluster.PrivateTransport(w.PrivateAddr)})
 		}
 		return out
 	}}

@@ -185,18 +185,18 @@ func runFork(ctx context.Context, force <-chan struct{}, cfg config.Config, buil
 // a worker in each process the master starts with the same arguments.
 func runCluster(ctx context.Context, force <-chan struct{}, cfg config.Config, exe, build string, stdout, stderr io.Writer) error {
 	cc := cluster.Config{
-		Addr:          cfg.Addr(),
-		Workers:       cfg.WorkerCount(),
-		ShareExisting: cfg.ReusePort,
-		SharedSocket:  cfg.SharedSocket,
-		Balance:       true, // keep-alive connections even across workers
-		Private:       true, // the master gathers every worker's /metrics there
-		DrainTimeout:  cfg.DrainTimeout,
-		StopTimeout:   cfg.DrainTimeout + 5*time.Second, // from the SIGTERM, after ShutdownDelay
-		ShutdownDelay: cfg.ShutdownDelay,
-		Force:         force,
-		EnvPrefix:     "LBSERVER_",
-		Args:          cfg.Args, // Exe: the path lbserver was started by, symlinks kept (a symlink deploy)
+		Addr:              cfg.Addr(),
+		Workers:           cfg.WorkerCount(),
+		ShareExisting:     cfg.ReusePort,
+		SharedSocket:      cfg.SharedSocket,
+		SpreadConnections: true, // keep-alive connections even across workers
+		PrivateSockets:    true, // the master gathers every worker's /metrics there
+		DrainTimeout:      cfg.DrainTimeout,
+		StopTimeout:       cfg.DrainTimeout + 5*time.Second, // from the SIGTERM, after ShutdownDelay
+		ShutdownDelay:     cfg.ShutdownDelay,
+		Force:             force,
+		EnvPrefix:         "LBSERVER_",
+		Args:              cfg.Args, // Exe: the path lbserver was started by, symlinks kept (a symlink deploy)
 
 		MaxWorkers:        cfg.MaxWorkers,
 		HealthInterval:    cfg.HealthInterval,
@@ -208,14 +208,14 @@ func runCluster(ctx context.Context, force <-chan struct{}, cfg config.Config, e
 	if !cfg.Mode.Cluster() {
 		cc.MaxWorkers = 1 // --watch: one worker, never scaled
 	}
-	id := cc.WorkerID() // 0 in the master
+	id := cluster.WorkerIDFor(cc.EnvPrefix) // 0 in the master
 	if id > 0 {
 		cc.Logger = newLogger(stdout, stderr, "worker", cfg.Port).With("worker", id)
 	} else {
 		cc.Logger = newLogger(stdout, stderr, "master", cfg.Port)
 	}
 	log := cc.Logger
-	cc.Master = func(m *cluster.Master) (func(), error) {
+	cc.OnMaster = func(m *cluster.Master) (func(), error) {
 		log.Info("master", "mode", cfg.Mode, "build", build, "config", cfg.String())
 		return startMasterExtras(cfg, exe, m, log)
 	}

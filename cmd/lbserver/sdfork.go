@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"sync"
-	"time"
 
 	"github.com/lbserver/lbserver/internal/config"
 	"github.com/lbserver/lbserver/systemd"
@@ -21,8 +19,7 @@ type forkSystemd struct {
 	notify *systemd.Notifier
 	ln     net.Listener // the passed socket; nil: bind as usual
 	log    *slog.Logger
-	wg     sync.WaitGroup
-	done   chan struct{}
+	stop   func() // stops the pings; nil before serving
 }
 
 // newForkSystemd reads the systemd variables from env (and removes them).
@@ -43,7 +40,7 @@ func newForkSystemd(env systemd.Env, log *slog.Logger) (*forkSystemd, error) {
 	if err != nil {
 		log.Warn("systemd notifications", "err", err)
 	}
-	f := &forkSystemd{notify: n, log: log, done: make(chan struct{})}
+	f := &forkSystemd{notify: n, log: log}
 	if len(lns) == 1 {
 		f.ln = lns[0]
 		log.Info("socket activation: serving on the socket systemd passed", "addr", f.ln.Addr().String())
@@ -56,37 +53,35 @@ func (f *forkSystemd) listener() net.Listener { return f.ln }
 
 // serving tells systemd the server accepts on addr (READY=1), then, until
 // close, pings the watchdog and sends STOPPING=1 once ctx ends (the drain).
+// The pings come from a ticker (systemd.Notifier.PingWatchdog), not from the
+// cluster master's loop: FORK has no loop whose liveness they could vouch
+// for, and it keeps pinging through the drain.
 func (f *forkSystemd) serving(ctx context.Context, addr string) {
 	how := "bound"
 	if f.ln != nil {
 		how = "socket from systemd"
 	}
 	f.warn(f.notify.Ready(fmt.Sprintf("serving on %s (%s), pid %d", addr, how, os.Getpid())))
-	f.wg.Go(func() {
-		var tick <-chan time.Time
-		if d := f.notify.WatchdogInterval(); d > 0 {
-			t := time.NewTicker(d)
-			defer t.Stop()
-			tick = t.C
-		}
-		for {
-			select {
-			case <-f.done:
-				return
-			case <-tick:
-				f.warn(f.notify.Watchdog())
-			case <-ctx.Done():
-				f.warn(f.notify.Stopping(fmt.Sprintf("draining connections on %s", addr)))
-				ctx = context.Background() // STOPPING=1 once; keep pinging during the drain
-			}
-		}
+	stopPings := f.notify.PingWatchdog(f.warn)
+	sent := make(chan struct{})
+	stopping := context.AfterFunc(ctx, func() {
+		defer close(sent)
+		f.warn(f.notify.Stopping(fmt.Sprintf("draining connections on %s", addr)))
 	})
+	f.stop = func() {
+		if !stopping() { // the drain began: STOPPING=1 is sent, or being sent
+			<-sent
+		}
+		stopPings()
+	}
 }
 
 // close stops the pings.
 func (f *forkSystemd) close() {
-	close(f.done)
-	f.wg.Wait()
+	if f.stop != nil {
+		f.stop()
+		f.stop = nil
+	}
 }
 
 func (f *forkSystemd) warn(err error) {
