@@ -254,9 +254,25 @@ func upgradeFromEnv(cfg *Config) (*upgradeIn, error) {
 		_ = ln.Close() // a duplicate: the socket stays open in f
 		in.sockets = append(in.sockets, f)
 	}
-	if len(in.sockets) != 1 && len(in.sockets) != cfg.Workers {
+	// One shared socket, or one per slot the old master had, spare ones
+	// (MaxWorkers) included: the first Workers are this master's slots,
+	// the others its spare or retired ones (scale.go).
+	if len(in.sockets) != 1 && (len(in.sockets) < cfg.Workers || len(in.sockets) > maxAdoptSlots) {
 		closeFiles(in.sockets)
 		return nil, fmt.Errorf("cluster: upgrade: %d sockets inherited for %d workers: %w", len(in.sockets), cfg.Workers, ErrSocketCount)
+	}
+	if len(in.sockets) > 1 {
+		cfg.MaxWorkers = len(in.sockets)
+		for _, f := range in.sockets[:cfg.Workers] {
+			// A slot the old master had not in use (spare, bound only)
+			// is one of this master's: it listens from now on.
+			if !isListening(f) {
+				if err := listenFile(f); err != nil {
+					closeFiles(in.sockets)
+					return nil, fmt.Errorf("cluster: upgrade: listen on an inherited socket: %w", err)
+				}
+			}
+		}
 	}
 	return in, nil
 }
