@@ -186,7 +186,13 @@ func runCluster(ctx context.Context, force <-chan struct{}, cfg config.Config, e
 		ShutdownDelay: cfg.ShutdownDelay,
 		Force:         force,
 		EnvPrefix:     "LBSERVER_",
-		Args:          cfg.Args, // Exe: the path lbserver was started by, symlinks kept (a symlink deploy)
+		// Every worker keeps every CPU (and spareP's spare P): one
+		// /api/randoms request computes on all of them
+		// (randoms.DefaultParallelism), which a worker of GOMAXPROCS
+		// CPUs/workers could not. cluster's default share suits light
+		// handlers; see docs/BENCHMARKS.md, "Threads per worker".
+		WorkerProcs: -1,
+		Args:        cfg.Args, // Exe: the path lbserver was started by, symlinks kept (a symlink deploy)
 	}
 	id := cc.WorkerID() // 0 in the master
 	if id > 0 {
