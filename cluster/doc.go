@@ -149,7 +149,9 @@
 // workers' environment (Config.Env, by default the master's own) wins;
 // Config.WorkerProcs asks for another value, negative for Go's default. A
 // worker may still call runtime.GOMAXPROCS itself, e.g. to compute one
-// request on every CPU. docs/BENCHMARKS.md ("Threads per worker") measures
+// request on every CPU. The variable stays in the worker's environment, so
+// Go programs the worker starts inherit it unless it gives them another
+// environment. docs/BENCHMARKS.md ("Threads per worker") measures
 // this against Node's cluster, fasthttp's prefork and net/http.
 //
 // # Signals
