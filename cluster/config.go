@@ -62,6 +62,14 @@ type Config struct {
 	// Workers is the number of worker processes (slots); default
 	// runtime.GOMAXPROCS(0), which follows the cgroup CPU quota.
 	Workers int
+	// WorkerProcs is the GOMAXPROCS each worker starts with, set in its
+	// environment; default: the CPUs this program may use
+	// (runtime.GOMAXPROCS(0) in the master) divided by the workers,
+	// rounded up, so that N workers do not run N times as many threads as
+	// there are CPUs. Negative: none set, every worker takes Go's default
+	// (all CPUs). A GOMAXPROCS already in Env wins over both. See
+	// "GOMAXPROCS" in the package doc.
+	WorkerProcs int
 	// MaxWorkers bounds Master.Scale (and SIGTTIN): the master binds a
 	// socket for every slot it may use at start, so that every worker can
 	// adopt every slot. Default max(Workers, 4 × GOMAXPROCS), at most 64;

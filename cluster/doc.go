@@ -255,6 +255,27 @@
 // File would clear it under the workers' feet (their accept4 would then
 // block and their drain hang).
 //
+// # GOMAXPROCS
+//
+// Go gives a process as many Ps (threads running Go code) as it may use
+// CPUs, so N workers would each run that many and oversubscribe the
+// machine N times: the threads preempt each other mid-request and the
+// tail latency grows. The master sets GOMAXPROCS in each new worker's
+// environment to the CPUs it may use (runtime.GOMAXPROCS(0), which follows
+// a cgroup CPU quota) divided by the workers, rounded up: 1 for one worker
+// per CPU (as fasthttp's prefork and Node's single-threaded workers run),
+// 2 for 3 workers on 4 CPUs, all CPUs for one worker. A GOMAXPROCS in the
+// workers' environment (Config.Env, by default the master's own) wins;
+// Config.WorkerProcs asks for another value, negative for Go's default. A
+// worker may still call runtime.GOMAXPROCS itself, e.g. to compute one
+// request on every CPU. The variable stays in the worker's environment, so
+// Go programs the worker starts inherit it unless it gives them another
+// environment. docs/BENCHMARKS.md ("Threads per worker") measures
+// this against Node's cluster, fasthttp's prefork and net/http: on 2 CPUs,
+// 2 workers of GOMAXPROCS 1 had a median p99 of 4.7 ms against 8.0 ms with
+// GOMAXPROCS 2 each (and 6.3 ms for net/http in one process), at 0.98x
+// Node cluster's requests/s.
+//
 // # Signals
 //
 //	master SIGINT, SIGTERM  stop (ctx done, with Signals): close the sockets

@@ -26,7 +26,10 @@ type sys struct {
 	// listenPrivate makes a private listening socket for one worker and
 	// returns it with the address the master dials it at; nil sys has none.
 	listenPrivate func(slot int) (*os.File, string, error)
-	now           func() time.Time
+	// cpus is how many CPUs the program may use (runtime.GOMAXPROCS(0)
+	// in the master); 0: unknown, the workers' GOMAXPROCS is left alone.
+	cpus int
+	now  func() time.Time
 	// afterFunc calls f in its own goroutine after d, unless stop is
 	// called first (stop reports whether it stopped f).
 	afterFunc func(d time.Duration, f func()) (stop func() bool)

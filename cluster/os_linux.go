@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -16,6 +17,7 @@ func osSys(cfg *Config) sys {
 	g := &goroutines{}
 	out := &outputs{}
 	s := sys{
+		cpus: runtime.GOMAXPROCS(0),
 		start: func(spec spawnSpec, onReady func(), onExit func(error, string)) (process, error) {
 			return startProcess(cfg, g, out, spec, onReady, onExit)
 		},

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -93,6 +94,11 @@ var programs = map[string]func(ctx context.Context, w *cluster.Worker) error{
 				}
 			}()
 		}
+	},
+	// procs leaves its GOMAXPROCS in procs-ID.
+	"procs": func(ctx context.Context, w *cluster.Worker) error {
+		note("procs-"+strconv.Itoa(w.ID()), strconv.Itoa(runtime.GOMAXPROCS(0)))
+		return w.Serve(ctx, &http.Server{Handler: http.NotFoundHandler()})
 	},
 	// exe answers every request with the executable it runs.
 	"exe": func(ctx context.Context, w *cluster.Worker) error {
@@ -556,5 +562,31 @@ func TestMasterNeverBlocksOnANotifySocketNobodyReads(t *testing.T) {
 		if e := waitEvent(t, events, cluster.EventReloaded, 0); e.Kind != cluster.EventReloaded {
 			t.Fatalf("reload %d did not finish", i+1)
 		}
+	}
+}
+
+// Real workers run with the GOMAXPROCS the package doc promises: the
+// master's CPUs shared out over the workers, rounded up, unless the
+// environment the workers start with says otherwise.
+func TestWorkersGOMAXPROCS(t *testing.T) {
+	share := strconv.Itoa((runtime.GOMAXPROCS(0) + 1) / 2)
+	for _, tc := range []struct {
+		name, env, want string // env: the master's GOMAXPROCS variable, "" for none
+	}{
+		{"default", "", share},
+		{"the caller's GOMAXPROCS", "3", "3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("GOMAXPROCS", tc.env) // restored after the test; read by the runtime only at start
+			if tc.env == "" {
+				os.Unsetenv("GOMAXPROCS")
+			}
+			_, dir, _ := programMaster(t, "procs", programConfig())
+			for id := 1; id <= programConfig().Workers; id++ {
+				if got := readNote(t, dir, "procs-"+strconv.Itoa(id)); got != tc.want {
+					t.Errorf("worker %d runs GOMAXPROCS %s, want %s", id, got, tc.want)
+				}
+			}
+		})
 	}
 }

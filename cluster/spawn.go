@@ -55,6 +55,9 @@ func (l *loop) spawn(s *slot) (*child, error) {
 		env(envWorkerID, strconv.Itoa(s.id)),
 		env(envMasterPID, strconv.Itoa(os.Getpid())),
 	}}
+	if n := l.workerProcs(); n > 0 {
+		spec.Env = append(spec.Env, "GOMAXPROCS="+strconv.Itoa(n))
+	}
 	if l.cfg.WorkerEnv != nil {
 		spec.Env = append(spec.Env, l.cfg.WorkerEnv(s.id)...)
 	}
@@ -112,6 +115,24 @@ func (l *loop) spawn(s *slot) (*child, error) {
 	l.log.Info("worker started", "worker", s.id, "worker_pid", c.pid)
 	l.emit(Event{Kind: EventSpawned, Slot: s.id, Pid: c.pid})
 	return c, nil
+}
+
+// workerProcs is the GOMAXPROCS a new worker gets in its environment, or 0
+// for none: Config.WorkerProcs, by default the CPUs shared out over the
+// slots, rounded up; none when Config.Env names GOMAXPROCS already (the
+// caller's choice), when WorkerProcs is negative or the CPUs are unknown.
+func (l *loop) workerProcs() int {
+	if slices.ContainsFunc(l.cfg.Env, func(kv string) bool { return strings.HasPrefix(kv, "GOMAXPROCS=") }) {
+		return 0
+	}
+	switch n := l.cfg.WorkerProcs; {
+	case n > 0:
+		return n
+	case n < 0 || l.sys.cpus < 1:
+		return 0
+	}
+	workers := max(1, len(l.slots))
+	return (l.sys.cpus + workers - 1) / workers
 }
 
 // withoutWorkerEnv drops the variables a master sets for its workers from

@@ -5,6 +5,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -84,5 +85,50 @@ func TestWorkerEnv(t *testing.T) {
 	h.exit(ps[1], errors.New("signal: killed"))
 	if n := h.spawned(); !slices.Contains(n.spec.Env, "SHARD=20") {
 		t.Errorf("restarted worker of slot 2: env %v, want SHARD=20", n.spec.Env)
+	}
+}
+
+// A worker's GOMAXPROCS is the CPUs shared out over the workers, rounded
+// up (package doc, "GOMAXPROCS"); Config.WorkerProcs sets it, negative
+// leaves it to Go, and a GOMAXPROCS in the caller's environment wins.
+func TestSpawnGOMAXPROCS(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		cpus, workers int
+		procs         int
+		env           []string
+		want          string // "" when the master must not set GOMAXPROCS
+	}{
+		{name: "2 CPUs, 2 workers", cpus: 2, workers: 2, want: "GOMAXPROCS=1"},
+		{name: "2 CPUs, 1 worker", cpus: 2, workers: 1, want: "GOMAXPROCS=2"},
+		{name: "8 CPUs, 3 workers", cpus: 8, workers: 3, want: "GOMAXPROCS=3"},
+		{name: "2 CPUs, 4 workers", cpus: 2, workers: 4, want: "GOMAXPROCS=1"},
+		{name: "Config.WorkerProcs asks for more", cpus: 2, workers: 2, procs: 2, want: "GOMAXPROCS=2"},
+		{name: "negative: Go's default", cpus: 2, workers: 2, procs: -1},
+		{name: "caller's GOMAXPROCS wins", cpus: 2, workers: 2, procs: 1, env: []string{"HOME=/", "GOMAXPROCS=2"}},
+		{name: "CPUs unknown", cpus: 0, workers: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarnessWith(t, Config{Workers: tc.workers, WorkerProcs: tc.procs}, func(l *loop) {
+				l.sys.cpus = tc.cpus
+				if tc.env != nil {
+					l.cfg.Env = tc.env
+				}
+			})
+			for _, p := range h.startAll() {
+				var got []string
+				for _, kv := range p.spec.Env {
+					if strings.HasPrefix(kv, "GOMAXPROCS=") {
+						got = append(got, kv)
+					}
+				}
+				switch {
+				case tc.want == "" && len(got) > 0:
+					t.Errorf("worker %d: master set %v, want the caller's environment (or Go) to decide", p.slot, got)
+				case tc.want != "" && !slices.Equal(got, []string{tc.want}):
+					t.Errorf("worker %d: got %v, want %s", p.slot, got, tc.want)
+				}
+			}
+		})
 	}
 }

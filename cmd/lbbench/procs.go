@@ -32,7 +32,15 @@ type proc struct {
 // startProc starts name with args; its output is kept (the first 64 KiB)
 // for error messages.
 func startProc(name string, args ...string) (*proc, error) {
+	return startProcEnv(nil, name, args...)
+}
+
+// startProcEnv is startProc with env added to lbbench's environment.
+func startProcEnv(env []string, name string, args ...string) (*proc, error) {
 	cmd := exec.Command(name, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	out := &limitedBuffer{max: 64 << 10}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

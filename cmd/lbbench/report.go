@@ -25,6 +25,7 @@ type report struct {
 	Kernel                   kernelResult
 	Configs                  []configResult
 	Compare                  compareResult
+	Peers                    *peersResult // nil: not measured
 	Notes                    []string
 	Took                     time.Duration // the whole run, measured
 }
@@ -228,6 +229,10 @@ func (r *report) markdown() string {
 			p("| net/http, lbserver's answer from constants | %s | %s | %s | %d | %.2fx |\n", rps(cmp.Ceiling.RPS), ms(cmp.Ceiling.P50), ms(cmp.Ceiling.P99), cmp.Ceiling.Errors, cmp.Info.RPS/cmp.Ceiling.RPS)
 		}
 		p("\n")
+	}
+
+	if r.Peers != nil {
+		r.Peers.section(&b, r.Command)
 	}
 
 	p("## Ratios measured in this run\n\n")

@@ -35,6 +35,7 @@ type options struct {
 	command string   // the command shown in the report
 	kernel  bool     // measure the randoms kernel in-process
 	inside  bool     // running inside the private namespaces
+	peers   string   // folder of the peers' binaries (bench/peers); "" for none
 }
 
 // plan is how long and how hard each measurement runs.
@@ -70,6 +71,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&o.netns, "netns", "auto", "auto: as root, run inside private net+pid namespaces (fixed ports, nothing leaks); off: free ports")
 	fs.StringVar(&o.load, "load", "auto", "load generator: wrk, go (built in), or auto (wrk when installed)")
 	fs.BoolVar(&o.kernel, "kernel", true, "measure the randoms kernel in-process (about 10 s)")
+	fs.StringVar(&o.peers, "peers", "", "folder of the peers built from bench/peers (make bench: bin/peers): measure examples/hello against Node's cluster, fasthttp's prefork and net/http; empty: not measured")
 	fs.StringVar(&o.command, "command", "", "the command shown in the report as the way to reproduce it")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -91,7 +93,10 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		}
 	}
 	var err error
-	for _, p := range []*string{&o.bin, &o.out, &o.repo} {
+	for _, p := range []*string{&o.bin, &o.out, &o.repo, &o.peers} {
+		if *p == "" {
+			continue
+		}
 		if *p, err = filepath.Abs(*p); err != nil {
 			return o, err
 		}
@@ -269,6 +274,10 @@ func measureAll(ctx context.Context, o options, log io.Writer) (*report, error) 
 	if o.kernel {
 		fmt.Fprintln(log, "lbbench: measuring the randoms kernel in-process")
 		rep.Kernel = measureKernel(ctx, o.quick)
+	}
+
+	if o.peers != "" {
+		rep.Peers = measurePeers(ctx, o, p, load, log)
 	}
 
 	ss, err := setups(o, nginxOK, &rep.Notes)

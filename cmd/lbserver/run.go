@@ -204,6 +204,12 @@ func runCluster(ctx context.Context, force <-chan struct{}, cfg config.Config, e
 		MaxRequests:       cfg.MaxRequests,
 		MaxRequestsJitter: cfg.MaxRequestsJitter,
 		MaxMemory:         cfg.MaxMemory,
+		// Every worker keeps every CPU (and spareP's spare P): one
+		// /api/randoms request computes on all of them
+		// (randoms.DefaultParallelism), which a worker of GOMAXPROCS
+		// CPUs/workers could not. cluster's default share suits light
+		// handlers; see docs/BENCHMARKS.md, "Threads per worker".
+		WorkerProcs: -1,
 	}
 	if !cfg.Mode.Cluster() {
 		cc.MaxWorkers = 1 // --watch: one worker, never scaled

@@ -1,0 +1,3 @@
+module lbserver.bench/peers/nethttp
+
+go 1.26.0
