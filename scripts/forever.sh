@@ -97,17 +97,27 @@ gone() {
 # An app whose process exited at once (STOPPED: forever does not restart a
 # process that dies within its minUptime) is an error, not something to wait for.
 running() {
-  local file=$1 list uid row
+  local file=$1 list uid rows_of live stopped pid up
   list=$(rows)
   for uid in $(uids_of "$file"); do
-    row=$(awk -v u="$uid" '$1 == u' <<<"$list" | tail -n 1)
-    [ -n "$row" ] || return 1
-    set -- $row
-    if [ "$4" = STOPPED ]; then
+    # Every row of the uid, not only the last: a monitor that is going away
+    # (or the socket it left) may still be listed beside the new one.
+    rows_of=$(awk -v u="$uid" '$1 == u { print $3, $4 }' <<<"$list")
+    [ -n "$rows_of" ] || return 1
+    live='' stopped=''
+    while read -r pid up; do
+      if [ "$up" = STOPPED ]; then
+        stopped=1
+      elif ! gone "$pid"; then
+        live=1
+      fi
+    done <<<"$rows_of"
+    [ -n "$live" ] && continue
+    if [ -n "$stopped" ]; then
       tail -n 5 "$HOME_DIR/$uid.log" >&2 2>/dev/null || true
       die "$uid exited as it started (a port taken?); its log: $HOME_DIR/$uid.log"
     fi
-    gone "$3" && return 1
+    return 1
   done
   return 0
 }
