@@ -238,22 +238,7 @@ nginx_pid() {
 }
 
 # haproxy_pid: the pid of the lab's HAProxy master, if it runs.
-haproxy_pid() {
-  local pid
-  [ -s "$HAP_PID" ] || return 1
-  pid=$(head -n 1 "$HAP_PID")
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  # Ours only: the haproxy executable, with our config (a stranger's
-  # command line may merely contain the words).
-  case $(readlink "/proc/$pid/exe" 2>/dev/null) in
-    */haproxy | */haproxy" (deleted)") ;;
-    *) return 1 ;;
-  esac
-  case $(cmdline "$pid") in
-    *haproxy*" -f $HAP_CONF "*) echo "$pid" ;;
-    *) return 1 ;;
-  esac
-}
+haproxy_pid() { haproxy_master "$HAP_PID" "$HAP_CONF"; }
 
 # balancer_pid: the pid of whichever balancer the lab runs.
 balancer_pid() { nginx_pid || haproxy_pid; }

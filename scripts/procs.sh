@@ -114,3 +114,21 @@ stop_group() {
   fi
   say "killed $what (pid $pid): it did not stop within ${secs}s"
 }
+
+# haproxy_master PIDFILE CONF: the pid in PIDFILE, if that process is an
+# haproxy started with -f CONF (a stranger's command line may merely
+# contain the words); fails otherwise.
+haproxy_master() {
+  local pid
+  [ -s "$1" ] || return 1
+  pid=$(head -n 1 "$1")
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  case $(readlink "/proc/$pid/exe" 2>/dev/null) in
+    */haproxy | */haproxy" (deleted)") ;;
+    *) return 1 ;;
+  esac
+  case $({ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null) in
+    *haproxy*" -f $2 "*) echo "$pid" ;;
+    *) return 1 ;;
+  esac
+}

@@ -6,10 +6,8 @@ import (
 	"io"
 	"net"
 	"runtime"
-	"strconv"
 
 	"github.com/lbserver/lbserver/cluster"
-	"github.com/lbserver/lbserver/internal/config"
 )
 
 // runUpgrade is `lbserver upgrade PID`: ask the CLUSTER master PID to
@@ -19,12 +17,9 @@ import (
 // that outcome and fails when the upgrade was refused or rolled back (the
 // old master then serves on).
 func runUpgrade(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) != 1 {
-		return &config.UsageError{Msg: "usage: lbserver upgrade MASTER_PID"}
-	}
-	pid, err := strconv.Atoi(args[0])
-	if err != nil || pid <= 0 {
-		return &config.UsageError{Msg: fmt.Sprintf("upgrade: %q is not a process id", args[0])}
+	pid, err := masterPID("upgrade", args)
+	if err != nil {
+		return err
 	}
 	newPid, err := cluster.Upgrade(ctx, pid)
 	if err != nil {
