@@ -75,13 +75,15 @@ type Config struct {
 	// adopt every slot. Default max(Workers, 4 × GOMAXPROCS), at most 64;
 	// with sockets given one per slot (Files, systemd), Workers.
 	MaxWorkers int
-	// SpreadConnections keeps the workers' open keep-alive connections
-	// even, through a connection table the workers share (with more than
-	// one worker): a worker with more than its share stops accepting
-	// until the others catch up. Without it, Worker.Serve recycles
-	// keep-alive connections every MaxConnRequests requests (default 100
-	// then) to spread them again.
-	SpreadConnections bool
+	// NoSpread turns off the connection table that keeps the workers'
+	// open keep-alive connections even (on by default with more than one
+	// worker): with it, a worker with more than its share of the
+	// cluster's connections closes one after answering, and its client
+	// reconnects. With NoSpread, Worker.Serve recycles keep-alive
+	// connections every MaxConnRequests requests (default 100 then) to
+	// spread them again, which costs a reconnect per 100 requests: see
+	// "Keep-alive connections" in the package doc.
+	NoSpread bool
 	// MaxConnRequests is how many requests a keep-alive connection carries
 	// in Serve (drain.Options.MaxConnRequests).
 	MaxConnRequests int

@@ -232,16 +232,13 @@
 // "CLUSTER_", then the name): WORKER_ID (its slot, 1..Workers; WorkerID
 // and WorkerIDFor read it), MASTER_PID (for logs; never polled),
 // SLOTS (N: fds 6..5+N are slots 1..N), CONNTABLE_FD and CONNTABLE_ENTRY
-// ("i/n") with Config.SpreadConnections, and PRIVATE_FD with Config.PrivateSockets. A worker
+// ("i/n") unless Config.NoSpread, and PRIVATE_FD with Config.PrivateSockets. A worker
 // unsets them once read, so that its own children are not taken for
 // workers.
 //
-// With Config.SpreadConnections and more than one worker, the master shares a
-// connection table with the workers: one page of shared memory (a memfd)
-// where every worker keeps its count of open connections, so that a worker
-// holding more than its share of the cluster's keep-alive connections
-// closes one after answering and its client reconnects (the kernel hashes
-// it again). With Config.PrivateSockets, each worker also serves on a unix socket
+// With more than one worker (unless Config.NoSpread), the master shares a
+// connection table with the workers (see "Keep-alive connections"). With
+// Config.PrivateSockets, each worker also serves on a unix socket
 // of Linux's abstract namespace that the master can reach
 // (WorkerInfo.PrivateAddr, PrivateTransport), e.g. to gather every worker's
 // metrics; only processes of the master's user and root are accepted
@@ -275,6 +272,23 @@
 // 2 workers of GOMAXPROCS 1 had a median p99 of 4.7 ms against 8.0 ms with
 // GOMAXPROCS 2 each (and 6.3 ms for net/http in one process), at 0.98x
 // Node cluster's requests/s.
+//
+// # Keep-alive connections
+//
+// The kernel picks a slot once per connection, so the connections a
+// keep-alive client keeps open (a balancer's upstream pool, a load
+// generator, browsers) stay where they first landed: 64 connections over 2
+// workers land 32 ± 4 apiece. With more than one worker the master
+// therefore shares a connection table with them, one page of shared memory
+// (a memfd) where every worker keeps its count of open connections; after
+// answering a request, a worker that holds more than its share,
+// ceil(open connections / live workers), closes that connection
+// ("Connection: close") and its client reconnects, to a slot the kernel
+// hashes again. The counts converge in a few reconnects, and once they are
+// even nobody is asked to reconnect. Config.NoSpread turns the table off;
+// Worker.Serve then spreads the connections again by recycling each one
+// every MaxConnRequests requests (default 100), which costs a reconnect
+// every 100 requests for as long as the clients stay. SPREADFIGURES
 //
 // # Signals
 //
@@ -322,7 +336,7 @@
 //
 // The master warns at start of each limit its configuration runs into:
 // with more than 64 slots there is no adoption (a slot whose worker is down
-// waits for it); the connection table (Config.SpreadConnections) has min(63,
+// waits for it); the connection table (Config.NoSpread turns it off) has min(63,
 // 4×Workers) entries, so with 63 or more workers some (a reload's new
 // ones first) get no balancing; and more than 4 workers per CPU only add
 // context switches and memory.

@@ -255,7 +255,7 @@ func newHarnessWith(t *testing.T, cfg Config, setup func(*loop)) *harness {
 		socks[i] = r
 		t.Cleanup(func() { r.Close() })
 	}
-	// A connection table, as Config.SpreadConnections makes one, so that the
+	// A connection table, as the master makes one by default, so that the
 	// harness checks what the loop does with it.
 	var table *connTable
 	if cfg.Workers > 1 {

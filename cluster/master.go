@@ -54,7 +54,7 @@ func listen(cfg Config, s sys) (*Master, error) {
 func newMaster(cfg Config, s sys, files []*os.File, addr net.Addr) (*Master, error) {
 	var table *connTable
 	var err error
-	if (cfg.SpreadConnections && cfg.MaxWorkers > 1) || cfg.MaxRequests > 0 {
+	if (!cfg.NoSpread && cfg.MaxWorkers > 1) || cfg.MaxRequests > 0 {
 		// Room for every slot's worker and its replacement during a reload,
 		// twice over; the table also counts the requests for MaxRequests.
 		if table, err = createTable(min(maxEntries, 4*cfg.MaxWorkers)); err != nil {
@@ -111,7 +111,7 @@ type WorkerInfo struct {
 	Current     bool   // it is its slot's current worker (false while it is replaced, or a reload's new one not yet ready)
 	PrivateAddr string // address of its private unix socket (Config.PrivateSockets); "" if none
 	// Conns is how many open connections it counts in the connection
-	// table (Config.SpreadConnections); -1 when it has no entry.
+	// table (see Config.NoSpread); -1 when it has no entry.
 	Conns int64
 	entry int
 	msgs  net.Conn // the master's end of its message channel; nil if none

@@ -38,11 +38,11 @@ func tableLeft(t *testing.T) bool {
 func TestRunReleasesEverythingWhenTheMasterHookFails(t *testing.T) {
 	var addr string
 	boom := errors.New("master metrics: address in use")
-	err := Run(context.Background(), Config{Addr: "127.0.0.1:0", Workers: 3, SpreadConnections: true, PrivateSockets: true, Exe: "/nonexistent",
+	err := Run(context.Background(), Config{Addr: "127.0.0.1:0", Workers: 3, PrivateSockets: true, Exe: "/nonexistent",
 		OnMaster: func(m *Master) (func(), error) {
 			addr = m.Addr().String()
 			if m.l.table == nil || !tableLeft(t) {
-				t.Error("no connection table with SpreadConnections and 3 workers")
+				t.Error("no connection table by default with 3 workers")
 			}
 			return nil, boom
 		}},
@@ -58,6 +58,23 @@ func TestRunReleasesEverythingWhenTheMasterHookFails(t *testing.T) {
 		t.Fatalf("the port is still held after Run failed: %v", err)
 	}
 	ln.Close()
+}
+
+// With NoSpread (and no MaxRequests to count) the master makes no
+// connection table: the workers recycle keep-alive connections instead.
+func TestNoSpreadMakesNoTable(t *testing.T) {
+	boom := errors.New("stop here")
+	err := Run(context.Background(), Config{Addr: "127.0.0.1:0", Workers: 3, NoSpread: true, Exe: "/nonexistent",
+		OnMaster: func(m *Master) (func(), error) {
+			if m.l.table != nil || tableLeft(t) {
+				t.Error("a connection table with NoSpread")
+			}
+			return nil, boom
+		}},
+		func(context.Context, *Worker) error { t.Error("the worker function ran in the master"); return nil })
+	if !errors.Is(err, boom) {
+		t.Fatalf("Run = %v, want the hook's error", err)
+	}
 }
 
 // Closing the table unmaps it and closes its memfd.

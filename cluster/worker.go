@@ -127,7 +127,7 @@ func (w *Worker) Serve(ctx context.Context, srv *http.Server) error {
 			h.ServeHTTP(rw, r)
 		})
 	}
-	if w.balancer != nil && w.cfg.SpreadConnections {
+	if w.balancer != nil && !w.cfg.NoSpread {
 		opts.Balancer = w.balancer
 	} else if w.cfg.Workers > 1 && opts.MaxConnRequests == 0 {
 		// No connection table: keep-alive connections are spread again by

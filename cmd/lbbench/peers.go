@@ -49,8 +49,9 @@ func peerList(dir, repo string) ([]peer, []string) {
 	hello := filepath.Join(dir, "hello")
 	if have(hello) {
 		ps = append(ps,
-			peer{Key: "hello", Name: fmt.Sprintf("examples/hello, %d workers (default: GOMAXPROCS %d each)", n, 1), exe: hello, args: []string{"--workers", cpus}},
-			peer{Key: "hello-all", Name: fmt.Sprintf("examples/hello, %d workers, GOMAXPROCS=%d each (the old default)", n, n), exe: hello, args: []string{"--workers", cpus}, env: []string{"GOMAXPROCS=" + cpus}},
+			peer{Key: "hello", Name: fmt.Sprintf("examples/hello, %d workers (default: GOMAXPROCS %d each, connection table)", n, 1), exe: hello, args: []string{"--workers", cpus}},
+			peer{Key: "hello-recycle", Name: fmt.Sprintf("examples/hello, %d workers, --no-spread (keep-alive connections recycled every 100 requests)", n), exe: hello, args: []string{"--workers", cpus, "--no-spread"}},
+			peer{Key: "hello-all", Name: fmt.Sprintf("examples/hello, %d workers, GOMAXPROCS=%d each", n, n), exe: hello, args: []string{"--workers", cpus}, env: []string{"GOMAXPROCS=" + cpus}},
 			peer{Key: "hello-1", Name: "examples/hello, 1 worker", exe: hello, args: []string{"--workers", "1"}},
 		)
 	} else {

@@ -185,18 +185,17 @@ func runFork(ctx context.Context, force <-chan struct{}, cfg config.Config, buil
 // a worker in each process the master starts with the same arguments.
 func runCluster(ctx context.Context, force <-chan struct{}, cfg config.Config, exe, build string, stdout, stderr io.Writer) error {
 	cc := cluster.Config{
-		Addr:              cfg.Addr(),
-		Workers:           cfg.WorkerCount(),
-		ShareExisting:     cfg.ReusePort,
-		SharedSocket:      cfg.SharedSocket,
-		SpreadConnections: true, // keep-alive connections even across workers
-		PrivateSockets:    true, // the master gathers every worker's /metrics there
-		DrainTimeout:      cfg.DrainTimeout,
-		StopTimeout:       cfg.DrainTimeout + 5*time.Second, // from the SIGTERM, after ShutdownDelay
-		ShutdownDelay:     cfg.ShutdownDelay,
-		Force:             force,
-		EnvPrefix:         "LBSERVER_",
-		Args:              cfg.Args, // Exe: the path lbserver was started by, symlinks kept (a symlink deploy)
+		Addr:           cfg.Addr(),
+		Workers:        cfg.WorkerCount(),
+		ShareExisting:  cfg.ReusePort,
+		SharedSocket:   cfg.SharedSocket,
+		PrivateSockets: true, // the master gathers every worker's /metrics there
+		DrainTimeout:   cfg.DrainTimeout,
+		StopTimeout:    cfg.DrainTimeout + 5*time.Second, // from the SIGTERM, after ShutdownDelay
+		ShutdownDelay:  cfg.ShutdownDelay,
+		Force:          force,
+		EnvPrefix:      "LBSERVER_",
+		Args:           cfg.Args, // Exe: the path lbserver was started by, symlinks kept (a symlink deploy)
 
 		MaxWorkers:        cfg.MaxWorkers,
 		HealthInterval:    cfg.HealthInterval,

@@ -19,9 +19,10 @@ import (
 func main() {
 	port := flag.Int("port", 8090, "TCP port to listen on")
 	workers := flag.Int("workers", 0, "worker processes (default: one per CPU)")
+	noSpread := flag.Bool("no-spread", false, "no connection table: keep-alive connections are recycled every 100 requests instead (cluster.Config.NoSpread)")
 	flag.Parse()
 	ctx, force, stop := cluster.Signals(context.Background())
-	cfg := cluster.Config{Addr: fmt.Sprintf(":%d", *port), Workers: *workers, Force: force,
+	cfg := cluster.Config{Addr: fmt.Sprintf(":%d", *port), Workers: *workers, NoSpread: *noSpread, Force: force,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)).With("pid", os.Getpid())}
 	err := cluster.Run(ctx, cfg, func(ctx context.Context, w *cluster.Worker) error {
 		hello := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
