@@ -251,6 +251,9 @@ func (r *report) markdown() string {
 	for _, path := range []string{"/api/info", "/info", "/api/randoms?cant=1000000", "/api/randoms"} {
 		ratio("CLUSTER", "FORK", path, "CLUSTER vs FORK")
 	}
+	for _, path := range []string{"/api/randoms?cant=1000000", "/api/randoms"} {
+		ratio("CLUSTER", "CLUSTER1", path, "Every CPU per worker (lbserver's choice) vs GOMAXPROCS=1")
+	}
 	for _, c := range r.Configs {
 		html, ok1 := c.route("/info")
 		js, ok2 := c.route("/api/info")

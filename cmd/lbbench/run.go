@@ -66,7 +66,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&o.out, "out", "docs", "folder where BENCHMARKS.md and benchmarks.svg are written")
 	fs.StringVar(&o.repo, "repo", ".", "repository root (for deploy/nginx/topology-*.conf)")
 	fs.BoolVar(&o.quick, "quick", getenv("BENCH_QUICK") != "" && getenv("BENCH_QUICK") != "0", "short measurements (under a minute; env BENCH_QUICK=1)")
-	configs := fs.String("configs", "FORK,CLUSTER,A,B", "configurations to measure: FORK, CLUSTER, A (nginx topology A), B (nginx topology B)")
+	configs := fs.String("configs", "FORK,CLUSTER,CLUSTER1,A,B", "configurations to measure: FORK, CLUSTER, CLUSTER1 (CLUSTER with GOMAXPROCS=1 per worker), A (nginx topology A), B (nginx topology B)")
 	fs.StringVar(&o.nginx, "nginx", "auto", "auto: measure topologies A and B when nginx is installed; off: never")
 	fs.StringVar(&o.netns, "netns", "auto", "auto: as root, run inside private net+pid namespaces (fixed ports, nothing leaks); off: free ports")
 	fs.StringVar(&o.load, "load", "auto", "load generator: wrk, go (built in), or auto (wrk when installed)")
@@ -79,11 +79,11 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	for c := range strings.SplitSeq(*configs, ",") {
 		c = strings.ToUpper(strings.TrimSpace(c))
 		switch c {
-		case "FORK", "CLUSTER", "A", "B":
+		case "FORK", "CLUSTER", "CLUSTER1", "A", "B":
 			o.configs = append(o.configs, c)
 		case "":
 		default:
-			return o, fmt.Errorf("unknown configuration %q: use FORK, CLUSTER, A, B", c)
+			return o, fmt.Errorf("unknown configuration %q: use FORK, CLUSTER, CLUSTER1, A, B", c)
 		}
 	}
 	if o.command == "" {
@@ -175,6 +175,7 @@ func reexecInNamespaces(ctx context.Context, args []string, stdout, stderr io.Wr
 type app struct {
 	port int
 	args []string
+	env  []string // added to lbbench's environment
 }
 
 // setup is one configuration to measure.
@@ -216,6 +217,18 @@ func setups(o options, nginxOK bool, notes *[]string) ([]setup, error) {
 			}
 			out = append(out, setup{key: key, name: "CLUSTER", desc: "a master and 2 workers sharing the port (--mode CLUSTER --workers 2)",
 				apps: []app{lb(p, "CLUSTER", "--workers", "2")}, entry: p, cluster: true})
+		case "CLUSTER1":
+			// lbserver keeps every CPU in each worker (cluster's
+			// WorkerProcs -1); this is the cluster package's default
+			// share instead, one CPU per worker, to measure that choice.
+			p, err := freePort()
+			if err != nil {
+				return nil, err
+			}
+			a := lb(p, "CLUSTER", "--workers", "2")
+			a.env = []string{"GOMAXPROCS=1"}
+			out = append(out, setup{key: key, name: "CLUSTER, GOMAXPROCS=1", desc: "CLUSTER with GOMAXPROCS=1 in each worker (cluster's default share) instead of every CPU (lbserver's choice)",
+				apps: []app{a}, entry: p, cluster: true})
 		case "A", "B":
 			if !nginxOK {
 				continue
@@ -345,7 +358,7 @@ func measureSetup(ctx context.Context, o options, p plan, s setup, load loader, 
 	}()
 	start := time.Now()
 	for _, a := range s.apps {
-		pr, err := startProc(o.bin, a.args...)
+		pr, err := startProcEnv(a.env, o.bin, a.args...)
 		if err != nil {
 			return res, err
 		}

@@ -206,8 +206,12 @@ func runCluster(ctx context.Context, force <-chan struct{}, cfg config.Config, e
 		// Every worker keeps every CPU (and spareP's spare P): one
 		// /api/randoms request computes on all of them
 		// (randoms.DefaultParallelism), which a worker of GOMAXPROCS
-		// CPUs/workers could not. cluster's default share suits light
-		// handlers; see docs/BENCHMARKS.md, "Threads per worker".
+		// CPUs/workers could not, and /api/info keeps a P free while
+		// randoms compute. make bench measures the choice against
+		// cluster's default share (configuration "CLUSTER,
+		// GOMAXPROCS=1"): that share gives more heavy requests/s under
+		// load, this one a faster lone request and a far lower /api/info
+		// median while the CPU is saturated.
 		WorkerProcs: -1,
 	}
 	if !cfg.Mode.Cluster() {
