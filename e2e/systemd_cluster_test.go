@@ -162,23 +162,32 @@ func TestSystemdClusterNotify(t *testing.T) {
 	}
 
 	// lbserver reload PID: returns once the reload has finished, which
-	// takes at least as long as a heavy request in flight on an old worker
-	// (it drains it before it exits).
-	heavy := relAsyncGet(fmt.Sprintf("http://127.0.0.1:%d/api/randoms?cant=1000000000", port))
-	Eventually(t, 15*time.Second, "the heavy request computing", func() bool {
+	// takes at least as long as the heavy requests in flight on the old
+	// workers (they drain them before they exit). 2 per worker (each
+	// computes one at a time and queues the next): one lasts a few hundred
+	// ms, and each /metrics poll reaches one worker, so a single one could
+	// be missed by the polls.
+	var heavy []<-chan relAsync
+	for range 4 {
+		heavy = append(heavy, relAsyncGet(fmt.Sprintf("http://127.0.0.1:%d/api/randoms?cant=1000000000", port)))
+	}
+	Eventually(t, 15*time.Second, "a heavy request computing", func() bool {
 		r, err := Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
 		return err == nil && relMetric(string(r.Body), "lbserver_compute_slots_busy") >= 1
 	})
 	out, err := exec.Command(binPath, "reload", strconv.Itoa(pid)).CombinedOutput()
-	// (Its worker exits only once it has answered it: the check of the
+	// (A worker exits only once it has answered them: the check of the
 	// workers below fails if the command returned before that.)
-	select {
-	case r := <-heavy:
-		if r.err != nil || r.Status != 200 {
-			t.Errorf("the heavy request in flight during the reload: %v %d, want 200", r.err, r.Status)
+	answers := time.After(30 * time.Second)
+	for i, h := range heavy {
+		select {
+		case r := <-h:
+			if r.err != nil || r.Status != 200 {
+				t.Errorf("a heavy request in flight during the reload: %v %d, want 200", r.err, r.Status)
+			}
+		case <-answers:
+			t.Fatalf("heavy requests in flight during the reload: %d of %d answered within 30s", i, len(heavy))
 		}
-	case <-time.After(30 * time.Second):
-		t.Errorf("the heavy request in flight during the reload: no answer within 30s")
 	}
 	if err != nil || strings.TrimSpace(string(out)) != fmt.Sprintf("lbserver: master %d: rolling reload finished, every worker replaced", pid) {
 		t.Fatalf("lbserver reload %d: %v %s", pid, err, out)
