@@ -76,8 +76,9 @@ type Config struct {
 	// with sockets given one per slot (Files, systemd), Workers.
 	MaxWorkers int
 	// NoSpread turns off the connection table that keeps the workers'
-	// open keep-alive connections even (on by default with more than one
-	// worker): with it, a worker with more than its share of the
+	// open keep-alive connections even (on by default whenever the cluster
+	// can have more than one worker, MaxWorkers > 1; with one worker it
+	// never sheds anything): with it, a worker with more than its share of the
 	// cluster's connections closes one after answering, and its client
 	// reconnects. With NoSpread, Worker.Serve recycles keep-alive
 	// connections every MaxConnRequests requests (default 100 then) to
